@@ -1,0 +1,349 @@
+"""``raysweep.run``: one call from an objective and a space to a stored sweep.
+
+Order matters here and is deliberate: every input is validated first (no Ray, no
+disk), then an existing experiment is checked (exists? same space?), then Ray is
+reached and the objective is checked to travel to workers, and only then is
+anything written. A rejected call leaves no trace and never touches what is
+stored.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from raysweep.callbacks import Callback, ExperimentInfo
+from raysweep.constraints import ConstraintSet
+from raysweep.errors import (
+    ConstraintError,
+    ExperimentExistsError,
+    ExperimentMismatchError,
+    InfeasibleSpaceError,
+    SpecError,
+    TooManyFailuresError,
+)
+from raysweep.execution import Backend, Clock, WallClock
+from raysweep.hints import SchedulerHints
+from raysweep.result import Result
+from raysweep.runner import Runner, RunnerOptions
+from raysweep.searchers import SearchContext, Searcher, make_searcher
+from raysweep.space import SearchSpace
+from raysweep.stopping import Stop
+from raysweep.store import SQLiteStore
+from raysweep.study import Study
+from raysweep.trial import TrialState
+
+__all__ = ["run"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Worker/node deaths retried per trial when the hints do not say.
+DEFAULT_MAX_RETRIES = 3
+_PROBE_DRAWS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Validated inputs of one :func:`run` call."""
+
+    name: str
+    directory: Path
+    space: SearchSpace
+    constraints: ConstraintSet
+    searcher: Searcher
+    hints: SchedulerHints
+    stop: Stop
+    spec: dict[str, Any]
+
+
+def run(
+    objective: Callable[[dict[str, Any]], Any],
+    space: Any,
+    *,
+    metric: str = "loss",
+    mode: Literal["min", "max"] = "min",
+    num_trials: int | None = None,
+    max_concurrent: int | None = None,
+    searcher: str | Searcher = "random",
+    searcher_options: Mapping[str, Any] | None = None,
+    resources: SchedulerHints | Mapping[str, Any] | None = None,
+    constraints: Sequence[str] | None = None,
+    name: str | None = None,
+    storage: str | Path = "runs",
+    seed: int | None = None,
+    resume: bool = False,
+    force: bool = False,
+    max_failures: int | None = None,
+    stop: Stop | Mapping[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
+    timeout_s: float | None = None,
+    runtime_env: Mapping[str, Any] | None = None,
+    address: str | None = None,
+    backend: Backend | None = None,
+    clock: Clock | None = None,
+) -> Result:
+    """Run a parallel black-box search and store every trial.
+
+    Args:
+        objective: ``fn(config) -> float | dict[str, float]``; may call
+            :func:`raysweep.report` for intermediate results.
+        space: a dict of domains (``rs.uniform(...)``...), fixed values, YAML-style
+            mappings, or an Ax parameter list.
+        metric, mode: the metric to optimize and its direction.
+        num_trials: trials to create in all; required unless the searcher is
+            ``"grid"`` (then the whole grid) or ``stop`` bounds the run.
+        max_concurrent: trials in flight at most (default: what fits the cluster).
+        searcher: ``"random"``, ``"grid"``, ``"sobol"`` or a :class:`Searcher`.
+        searcher_options: keyword arguments for a searcher given by name.
+        resources: per-trial :class:`SchedulerHints` or ``{"cpu": 1, "gpu": 0.25}``.
+        constraints: strings such as ``"lr * layers <= 0.2"``.
+        name, storage: the experiment lives in ``<storage>/<name>/experiment.db``.
+        seed: makes the searcher reproducible.
+        resume: continue the stored experiment (re-runs unfinished trials; a
+            larger ``num_trials`` extends it).
+        force: on resume, accept a changed space, constraints, metric or mode.
+        max_failures: stop with :class:`TooManyFailuresError` when more trials fail.
+        stop: :class:`Stop` or ``{"time_budget_s":..., "target":..., "patience":...}``.
+        callbacks: :class:`Callback` instances.
+        timeout_s: per-trial wall-clock limit; a trial past it FAILS.
+        runtime_env: Ray runtime environment (env vars, ``working_dir``...).
+        address: Ray cluster address (default: ``RAY_ADDRESS`` or a local Ray).
+        backend, clock: where trials run and the time source (tests, debugging).
+
+    Returns:
+        The :class:`Result` with every trial.
+
+    Example:
+        >>> import raysweep as rs
+        >>> def f(config):
+        ...     return (config["x"] - 1) ** 2
+        >>> result = rs.run(f, {"x": rs.uniform(-2, 2)}, num_trials=20,
+        ...                 storage=tmp, name="doc")  # doctest: +SKIP
+        >>> result.best.config  # doctest: +SKIP
+    """
+    plan = _plan(objective, space, metric=metric, mode=mode, num_trials=num_trials,
+                 max_concurrent=max_concurrent, searcher=searcher, searcher_options=searcher_options,
+                 resources=resources, constraints=constraints, name=name, storage=storage,
+                 seed=seed, max_failures=max_failures, stop=stop, callbacks=callbacks,
+                 timeout_s=timeout_s, runtime_env=runtime_env)
+    store = _open_resumed(plan, force) if resume else None
+    if store is None and SQLiteStore.exists(plan.directory):
+        raise ExperimentExistsError(
+            f"an experiment already exists at {plan.directory}; pass resume=True (CLI: --resume) "
+            f"to continue it, or choose another name or storage"
+        )
+    clock = clock or WallClock()
+    if backend is None:
+        from raysweep.execution.ray_backend import RayBackend
+
+        backend = RayBackend(address=address, runtime_env=runtime_env)
+    try:
+        backend.prepare(objective, metric=metric, hints=plan.hints)
+        concurrency = max_concurrent or backend.default_concurrency(plan.hints)
+        plan.spec["max_concurrent"] = concurrency
+        if store is None:
+            store = SQLiteStore.create(plan.directory, plan.spec)
+        else:
+            store.write_spec(plan.spec)
+            store.add_event("resumed", {"num_trials": num_trials})
+        return _execute(plan, store, backend, clock, concurrency, callbacks,
+                        bool(resume), metric, mode, num_trials)
+    finally:
+        backend.shutdown()
+        if store is not None:
+            store.close()
+
+
+def _execute(plan: _Plan, store: SQLiteStore, backend: Backend, clock: Clock, concurrency: int,
+             callbacks: Sequence[Callback], resumed: bool, metric: str,
+             mode: Literal["min", "max"], num_trials: int | None) -> Result:
+    stored = store.trials()
+    in_space = [t for t in stored if not plan.space.problems(t.config)
+                and plan.constraints.is_feasible(t.config)]
+    saved = store.get_meta("searcher_state")
+    if resumed and isinstance(saved, dict) and saved.get("name") == plan.searcher.name:
+        plan.searcher.load_state_dict(saved.get("state") or {})
+    plan.searcher.restore(in_space)
+    study = Study(store, plan.searcher, plan.space, plan.constraints, metric, mode, num_trials)
+    outside = {t.trial_id for t in stored} - {t.trial_id for t in in_space}
+    now = clock.now()
+    for trial_id in sorted(outside):
+        if study.trials[trial_id].state.needs_rerun():
+            study.end(trial_id, TrialState.FAILED,
+                      "configuration is outside the search space after a forced change", now)
+    study.stage_meta("status", "running")
+    study.stage_meta("started_at", now)
+    study.flush()
+    info = ExperimentInfo(
+        name=plan.name, directory=str(plan.directory), metric=metric, mode=mode,
+        num_trials=num_trials, counts=store.count_by_state(), best=study.best,
+        resumed=resumed, max_concurrent=concurrency,
+    )
+    for cb in callbacks:
+        cb.on_experiment_start(info)
+    options = RunnerOptions(
+        max_concurrent=concurrency, timeout_s=plan.spec["timeout_s"],
+        max_retries=DEFAULT_MAX_RETRIES if plan.hints.max_retries is None else plan.hints.max_retries,
+        max_failures=plan.spec["max_failures"], stop=plan.stop,
+    )
+    runner = Runner(study, backend, clock, options, callbacks)
+    try:
+        reason = runner.run()
+    except TooManyFailuresError as exc:
+        store.commit(meta={"status": "failed", "stop_reason": str(exc)})
+        exc.result = _result(plan, study, metric, mode, str(exc), callbacks)
+        raise
+    except KeyboardInterrupt:
+        store.commit(meta={"status": "stopped", "stop_reason": "interrupted"})
+        raise
+    except InfeasibleSpaceError as exc:
+        store.commit(meta={"status": "failed", "stop_reason": str(exc)})
+        raise
+    status = "completed" if reason in ("num_trials reached", "searcher exhausted") else "stopped"
+    store.commit(meta={"status": status, "stop_reason": reason})
+    store.add_event("ended", {"reason": reason})
+    return _result(plan, study, metric, mode, reason, callbacks)
+
+
+def _result(plan: _Plan, study: Study, metric: str, mode: Literal["min", "max"], reason: str,
+            callbacks: Sequence[Callback]) -> Result:
+    result = Result(name=plan.name, directory=plan.directory, metric=metric, mode=mode,
+                    trials=tuple(study.trials[i] for i in sorted(study.trials)), stop_reason=reason)
+    for cb in callbacks:
+        cb.on_experiment_end(result)
+    return result
+
+
+def _open_resumed(plan: _Plan, force: bool) -> SQLiteStore:
+    """Open the stored experiment and check it matches ``plan`` (no write)."""
+    store = SQLiteStore.open(plan.directory)
+    try:
+        old = store.read_spec()
+        if old.get("kind", "sweep") != "sweep":
+            raise SpecError(f"{plan.directory} holds a {old.get('kind')!r} run, not a sweep")
+        diffs = _spec_diff(old, plan)
+        if diffs and not force:
+            raise ExperimentMismatchError(
+                f"cannot resume {plan.directory}: the experiment changed ({'; '.join(diffs)}); "
+                f"pass force=True (CLI: --force) to accept the change; stored trials are kept "
+                f"and checked against the new space"
+            )
+        if diffs:
+            store.add_event("forced_change", {"differences": diffs})
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _spec_diff(old: Mapping[str, Any], plan: _Plan) -> list[str]:
+    new = plan.spec
+    diffs: list[str] = []
+    for key in ("metric", "mode"):
+        if old.get(key) != new[key]:
+            diffs.append(f"{key}: {old.get(key)!r} -> {new[key]!r}")
+    try:
+        diffs += [f"space {line}" for line in SearchSpace.from_json(old["space"]).diff(plan.space)]
+    except (KeyError, SpecError):
+        diffs.append("space: the stored space is unreadable")
+    if list(old.get("constraints") or []) != new["constraints"]:
+        diffs.append(f"constraints: {old.get('constraints')} -> {new['constraints']}")
+    return diffs
+
+
+def _plan(objective: Callable[[dict[str, Any]], Any], space: Any, *, metric: str, mode: str,
+          num_trials: int | None, max_concurrent: int | None, searcher: str | Searcher,
+          searcher_options: Mapping[str, Any] | None,
+          resources: SchedulerHints | Mapping[str, Any] | None, constraints: Sequence[str] | None,
+          name: str | None, storage: str | Path, seed: int | None, max_failures: int | None,
+          stop: Stop | Mapping[str, Any] | None, callbacks: Sequence[Callback],
+          timeout_s: float | None, runtime_env: Mapping[str, Any] | None) -> _Plan:
+    """Validate every argument of :func:`run`; raises :class:`SpecError`."""
+    if not callable(objective):
+        raise SpecError(f"objective must be a callable fn(config), got {objective!r}")
+    if not isinstance(metric, str) or not metric:
+        raise SpecError(f"metric must be a non-empty string, got {metric!r}")
+    if mode not in ("min", "max"):
+        raise SpecError(f"mode must be 'min' or 'max', got {mode!r}")
+    _check_int("num_trials", num_trials, minimum=1)
+    _check_int("max_concurrent", max_concurrent, minimum=1)
+    _check_int("max_failures", max_failures, minimum=0)
+    _check_int("seed", seed, minimum=0)
+    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float)
+                                  or not timeout_s > 0):
+        raise SpecError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+    if runtime_env is not None and not isinstance(runtime_env, Mapping):
+        raise SpecError(f"runtime_env must be a mapping (e.g. {{'env_vars': {{...}}}}), got {runtime_env!r}")
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise SpecError(f"callbacks must be raysweep.Callback instances, got {cb!r}")
+    if name is None:
+        name = f"{getattr(objective, '__name__', 'sweep')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SpecError(
+            f"name must be letters, digits, '.', '_' or '-' (a folder name), got {name!r}"
+        )
+    search_space = SearchSpace.from_any(space)
+    constraint_set = ConstraintSet(list(constraints or []), search_space)
+    searcher_obj = make_searcher(searcher, searcher_options)
+    hints = SchedulerHints.coerce(resources)
+    stop_obj = Stop.coerce(stop)
+    if num_trials is None and searcher_obj.name != "grid" and stop_obj == Stop():
+        raise SpecError(
+            "num_trials is required (a positive integer) unless searcher='grid' or a stop "
+            "condition (time_budget_s, target, patience) bounds the run"
+        )
+    _probe_feasible(search_space, constraint_set)
+    searcher_obj.setup(SearchContext(space=search_space, constraints=constraint_set,
+                                     metric=metric, mode=mode,  # type: ignore[arg-type]
+                                     seed=seed, num_trials=num_trials))
+    spec: dict[str, Any] = {
+        "kind": "sweep",
+        "name": name,
+        "objective": f"{getattr(objective, '__module__', '?')}:"
+                     f"{getattr(objective, '__qualname__', repr(objective))}",
+        "metric": metric,
+        "mode": mode,
+        "num_trials": num_trials,
+        "max_concurrent": max_concurrent,
+        "space": search_space.to_json(),
+        "constraints": constraint_set.to_json(),
+        "searcher": {"name": searcher_obj.name, "options": dict(searcher_options or {})},
+        "seed": seed,
+        "resources": {k: v for k, v in {
+            "num_cpus": hints.num_cpus, "num_gpus": hints.num_gpus, "mem_mb": hints.mem_mb,
+            "max_retries": hints.max_retries, "custom": dict(hints.custom) or None,
+        }.items() if v is not None},
+        "timeout_s": timeout_s,
+        "max_failures": max_failures,
+        "stop": stop_obj.to_json(),
+    }
+    return _Plan(name=name, directory=Path(storage) / name, space=search_space,
+                 constraints=constraint_set, searcher=searcher_obj, hints=hints, stop=stop_obj,
+                 spec=spec)
+
+
+def _check_int(field: str, value: Any, *, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{field} must be an integer >= {minimum}, got {value!r}")
+
+
+def _probe_feasible(space: SearchSpace, constraints: ConstraintSet) -> None:
+    """Fail at start, not hours later, when no sampled point satisfies the constraints."""
+    if not len(constraints):
+        return
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for _ in range(_PROBE_DRAWS):
+        if constraints.is_feasible(space.sample(rng)):
+            return
+    raise ConstraintError(
+        f"constraints {constraints.to_json()}: none of {_PROBE_DRAWS} random configurations "
+        f"satisfies them; the feasible region is empty or too small to sample"
+    )

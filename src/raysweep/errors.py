@@ -1,0 +1,84 @@
+"""The one exception root of raysweep and its documented subclasses.
+
+Every error raysweep raises on purpose derives from :class:`RaysweepError`, so a
+caller can catch them all with one ``except``. Errors about user input also
+derive from :class:`ValueError`, because that is what they are: a bad value.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConstraintError",
+    "ExperimentExistsError",
+    "ExperimentMismatchError",
+    "ExperimentNotFoundError",
+    "InfeasibleSpaceError",
+    "MissingExtraError",
+    "RaysweepError",
+    "SpecError",
+    "StepFailedError",
+    "TooManyFailuresError",
+]
+
+
+class RaysweepError(Exception):
+    """Root of every error raysweep raises deliberately."""
+
+
+class SpecError(RaysweepError, ValueError):
+    """Raised at start when an input is invalid: a search space, an option, a YAML
+    key, an objective path. The message names the field, the value and what is
+    expected, in one line, so the CLI can print it as it is."""
+
+
+class ConstraintError(SpecError):
+    """Raised at start when a constraint string does not parse, uses a name that is
+    not a parameter, or uses an operation outside the whitelist."""
+
+
+class InfeasibleSpaceError(RaysweepError):
+    """Raised when a searcher cannot produce a configuration that satisfies every
+    constraint within its bounded number of tries (instead of hanging)."""
+
+
+class ExperimentExistsError(RaysweepError):
+    """Raised when a new run would reuse the folder of an existing experiment;
+    ``resume=True`` continues it instead. Nothing stored is ever overwritten."""
+
+
+class ExperimentNotFoundError(RaysweepError):
+    """Raised when ``resume=True`` (or a read command) names an experiment that
+    does not exist."""
+
+
+class ExperimentMismatchError(RaysweepError):
+    """Raised on resume when the stored experiment has a different search space,
+    metric or mode than the one given; the message shows the difference and the
+    flag (``force=True`` / ``--force``) that accepts it."""
+
+
+class TooManyFailuresError(RaysweepError):
+    """Raised when more trials failed than ``max_failures`` allows. The experiment
+    is stored as it stands and can be resumed."""
+
+    def __init__(self, message: str, result: object | None = None) -> None:
+        super().__init__(message)
+        #: The :class:`raysweep.Result` of the experiment up to the stop.
+        self.result = result
+
+
+class StepFailedError(RaysweepError):
+    """Raised by the gradient optimizer when a step cannot complete: a simulator
+    failed past its retries, or an objective stayed not ready."""
+
+
+class MissingExtraError(RaysweepError, ImportError):
+    """Raised when an optional dependency is missing; names the extra to install."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        super().__init__(
+            f"{feature} needs the optional package {package!r}, which is not installed; "
+            f'run: pip install "raysweep[{extra}]"'
+        )
+        self.package = package
+        self.extra = extra
