@@ -56,8 +56,16 @@ def bare_all_at_once(n: int) -> float:
 
 def with_raysweep(n: int, window: int, storage: str, name: str) -> float:
     start = time.perf_counter()
-    result = rs.run(trivial, {"x": rs.uniform(0, 1), "y": rs.uniform(0, 1)}, num_trials=n,
-                    max_concurrent=window, searcher="random", seed=0, name=name, storage=storage)
+    result = rs.run(
+        trivial,
+        {"x": rs.uniform(0, 1), "y": rs.uniform(0, 1)},
+        num_trials=n,
+        max_concurrent=window,
+        searcher="random",
+        seed=0,
+        name=name,
+        storage=storage,
+    )
     elapsed = time.perf_counter() - start
     assert result.count(rs.TrialState.COMPLETED) == n
     return n / elapsed

@@ -27,7 +27,9 @@ def ray_session() -> Iterator[None]:
     started = False
     if not ray.is_initialized():
         pythonpath = os.pathsep.join(
-            p for p in (str(REPO_ROOT), str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p
+            p
+            for p in (str(REPO_ROOT), str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", ""))
+            if p
         )
         ray.init(
             num_cpus=RAY_TEST_CPUS,

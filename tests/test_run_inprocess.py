@@ -28,8 +28,14 @@ def _run(storage: Path, objective: Any = quadratic, **kwargs: Any) -> rs.Result:
     kwargs.setdefault("seed", 3)
     clock = kwargs.pop("clock", FakeClock())
     backend = kwargs.pop("backend", InProcessBackend(concurrency=3, clock=clock))
-    return rs.run(objective, kwargs.pop("space", SPACE), storage=storage, backend=backend,
-                  clock=clock, **kwargs)
+    return rs.run(
+        objective,
+        kwargs.pop("space", SPACE),
+        storage=storage,
+        backend=backend,
+        clock=clock,
+        **kwargs,
+    )
 
 
 class RecordingSearcher(RandomSearcher):
@@ -60,7 +66,8 @@ def test_runs_num_trials_and_stores_them(storage: Path) -> None:
     assert stored.get_meta("status") == "completed"
     df = result.trials_dataframe()
     assert list(df["trial_id"]) == list(range(12))
-    assert "config/x" in df.columns and "metrics/loss" in df.columns
+    assert "config/x" in df.columns
+    assert "metrics/loss" in df.columns
 
 
 def test_nan_fails_and_is_never_told_as_a_value(storage: Path) -> None:
@@ -88,6 +95,7 @@ def test_missing_metric_names_returned_keys(storage: Path) -> None:
 
 def test_exception_stores_traceback_and_goes_on(storage: Path) -> None:
     """An exception FAILS that trial with its traceback; the other trials still run."""
+
     def objective(config: Mapping[str, Any]) -> float:
         if config["n"] == 1:
             raise RuntimeError("diverged")
@@ -95,16 +103,19 @@ def test_exception_stores_traceback_and_goes_on(storage: Path) -> None:
 
     result = _run(storage, objective)
     failed = [t for t in result.trials if t.state is TrialState.FAILED]
-    assert failed and result.count(TrialState.COMPLETED) > 0
-    assert "Traceback" in (failed[0].error or "") and "diverged" in (failed[0].error or "")
+    assert failed
+    assert result.count(TrialState.COMPLETED) > 0
+    assert "Traceback" in (failed[0].error or "")
+    assert "diverged" in (failed[0].error or "")
 
 
 def test_max_failures_stops_with_result(storage: Path) -> None:
     """More failures than max_failures stop the run with a clear error carrying the result."""
+
     def objective(config: Mapping[str, Any]) -> float:
         raise ValueError("broken objective")
 
-    with pytest.raises(rs.TooManyFailuresError, match="max_failures=2.*broken objective") as info:
+    with pytest.raises(rs.TooManyFailuresError, match=r"max_failures=2.*broken objective") as info:
         _run(storage, objective, max_failures=2)
     result = info.value.result
     assert isinstance(result, rs.Result)
@@ -115,11 +126,13 @@ def test_max_failures_stops_with_result(storage: Path) -> None:
 def test_timeout_fails_trial(storage: Path) -> None:
     """A trial running past timeout_s is cancelled and FAILED with the reason."""
     clock = FakeClock()
-    backend = InProcessBackend(concurrency=1, clock=clock,
-                               duration=lambda c: 100.0 if c["n"] == 3 else 1.0)
+    backend = InProcessBackend(
+        concurrency=1, clock=clock, duration=lambda c: 100.0 if c["n"] == 3 else 1.0
+    )
     result = _run(storage, clock=clock, backend=backend, timeout_s=10.0)
     slow = [t for t in result.trials if t.config["n"] == 3]
-    assert slow and all(t.state is TrialState.FAILED for t in slow)
+    assert slow
+    assert all(t.state is TrialState.FAILED for t in slow)
     assert all("timed out after 10 s" in (t.error or "") for t in slow)
     assert set(backend.cancelled) == {t.trial_id for t in slow}
     assert all(t.state is TrialState.COMPLETED for t in result.trials if t.config["n"] != 3)
@@ -127,8 +140,9 @@ def test_timeout_fails_trial(storage: Path) -> None:
 
 def test_stop_at_target(storage: Path) -> None:
     """Reaching the target stops the run before num_trials."""
-    result = _run(storage, lambda c: 1.0 if c["n"] > 1 else 0.0, num_trials=200,
-                  stop={"target": 0.0})
+    result = _run(
+        storage, lambda c: 1.0 if c["n"] > 1 else 0.0, num_trials=200, stop={"target": 0.0}
+    )
     assert result.stop_reason.startswith("target 0 reached")
     assert len(result.trials) < 200
 
@@ -144,8 +158,9 @@ def test_time_budget_abandons_running_trials(storage: Path) -> None:
     """When the time budget runs out, running trials are ABANDONED (and re-run on resume)."""
     clock = FakeClock()
     backend = InProcessBackend(concurrency=2, clock=clock, duration=lambda c: 30.0)
-    result = _run(storage, clock=clock, backend=backend, num_trials=50,
-                  stop={"time_budget_s": 100.0})
+    result = _run(
+        storage, clock=clock, backend=backend, num_trials=50, stop={"time_budget_s": 100.0}
+    )
     assert "time budget" in result.stop_reason
     assert result.count(TrialState.ABANDONED) >= 1
     assert SQLiteStore.open(storage / "exp").get_meta("status") == "stopped"
@@ -155,6 +170,7 @@ def test_time_budget_abandons_running_trials(storage: Path) -> None:
 
 def test_reports_are_stored_as_series(storage: Path) -> None:
     """raysweep.report() inside the objective stores the intermediate series with steps."""
+
     def objective(config: Mapping[str, Any]) -> float:
         for step in range(3):
             rs.report(step=step, loss=float(10 - step))
@@ -230,8 +246,9 @@ def test_resume_of_missing_experiment(storage: Path) -> None:
         ({"timeout_s": 0}, "timeout_s"),
     ],
 )
-def test_bad_arguments_fail_before_anything_is_written(storage: Path, kwargs: dict[str, Any],
-                                                      match: str) -> None:
+def test_bad_arguments_fail_before_anything_is_written(
+    storage: Path, kwargs: dict[str, Any], match: str
+) -> None:
     """Each bad argument raises SpecError naming it, and nothing is written to storage."""
     with pytest.raises(rs.SpecError, match=match):
         _run(storage, **kwargs)
@@ -264,6 +281,7 @@ def test_callbacks_see_every_event(storage: Path) -> None:
     """Callbacks get start, one start and one end per trial, and the end of the experiment."""
     recorder = Recorder()
     _run(storage, lambda c: 1.0 if c["n"] < 3 else math.inf, num_trials=8, callbacks=[recorder])
-    assert recorder.calls[0] == "start:8" and recorder.calls[-1] == "end:8"
+    assert recorder.calls[0] == "start:8"
+    assert recorder.calls[-1] == "end:8"
     assert recorder.calls.count("trial_start") == 8
     assert recorder.calls.count("complete") + recorder.calls.count("error") == 8

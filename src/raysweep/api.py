@@ -124,11 +124,26 @@ def run(
         ...                 storage=tmp, name="doc")  # doctest: +SKIP
         >>> result.best.config  # doctest: +SKIP
     """
-    plan = _plan(objective, space, metric=metric, mode=mode, num_trials=num_trials,
-                 max_concurrent=max_concurrent, searcher=searcher, searcher_options=searcher_options,
-                 resources=resources, constraints=constraints, name=name, storage=storage,
-                 seed=seed, max_failures=max_failures, stop=stop, callbacks=callbacks,
-                 timeout_s=timeout_s, runtime_env=runtime_env)
+    plan = _plan(
+        objective,
+        space,
+        metric=metric,
+        mode=mode,
+        num_trials=num_trials,
+        max_concurrent=max_concurrent,
+        searcher=searcher,
+        searcher_options=searcher_options,
+        resources=resources,
+        constraints=constraints,
+        name=name,
+        storage=storage,
+        seed=seed,
+        max_failures=max_failures,
+        stop=stop,
+        callbacks=callbacks,
+        timeout_s=timeout_s,
+        runtime_env=runtime_env,
+    )
     store = _open_resumed(plan, force) if resume else None
     if store is None and SQLiteStore.exists(plan.directory):
         raise ExperimentExistsError(
@@ -149,20 +164,42 @@ def run(
         else:
             store.write_spec(plan.spec)
             store.add_event("resumed", {"num_trials": num_trials})
-        return _execute(plan, store, backend, clock, concurrency, callbacks,
-                        bool(resume), metric, mode, num_trials)
+        return _execute(
+            plan,
+            store,
+            backend,
+            clock,
+            concurrency,
+            callbacks,
+            bool(resume),
+            metric,
+            mode,
+            num_trials,
+        )
     finally:
         backend.shutdown()
         if store is not None:
             store.close()
 
 
-def _execute(plan: _Plan, store: SQLiteStore, backend: Backend, clock: Clock, concurrency: int,
-             callbacks: Sequence[Callback], resumed: bool, metric: str,
-             mode: Literal["min", "max"], num_trials: int | None) -> Result:
+def _execute(
+    plan: _Plan,
+    store: SQLiteStore,
+    backend: Backend,
+    clock: Clock,
+    concurrency: int,
+    callbacks: Sequence[Callback],
+    resumed: bool,
+    metric: str,
+    mode: Literal["min", "max"],
+    num_trials: int | None,
+) -> Result:
     stored = store.trials()
-    in_space = [t for t in stored if not plan.space.problems(t.config)
-                and plan.constraints.is_feasible(t.config)]
+    in_space = [
+        t
+        for t in stored
+        if not plan.space.problems(t.config) and plan.constraints.is_feasible(t.config)
+    ]
     saved = store.get_meta("searcher_state")
     if resumed and isinstance(saved, dict) and saved.get("name") == plan.searcher.name:
         plan.searcher.load_state_dict(saved.get("state") or {})
@@ -172,22 +209,36 @@ def _execute(plan: _Plan, store: SQLiteStore, backend: Backend, clock: Clock, co
     now = clock.now()
     for trial_id in sorted(outside):
         if study.trials[trial_id].state.needs_rerun():
-            study.end(trial_id, TrialState.FAILED,
-                      "configuration is outside the search space after a forced change", now)
+            study.end(
+                trial_id,
+                TrialState.FAILED,
+                "configuration is outside the search space after a forced change",
+                now,
+            )
     study.stage_meta("status", "running")
     study.stage_meta("started_at", now)
     study.flush()
     info = ExperimentInfo(
-        name=plan.name, directory=str(plan.directory), metric=metric, mode=mode,
-        num_trials=num_trials, counts=store.count_by_state(), best=study.best,
-        resumed=resumed, max_concurrent=concurrency,
+        name=plan.name,
+        directory=str(plan.directory),
+        metric=metric,
+        mode=mode,
+        num_trials=num_trials,
+        counts=store.count_by_state(),
+        best=study.best,
+        resumed=resumed,
+        max_concurrent=concurrency,
     )
     for cb in callbacks:
         cb.on_experiment_start(info)
     options = RunnerOptions(
-        max_concurrent=concurrency, timeout_s=plan.spec["timeout_s"],
-        max_retries=DEFAULT_MAX_RETRIES if plan.hints.max_retries is None else plan.hints.max_retries,
-        max_failures=plan.spec["max_failures"], stop=plan.stop,
+        max_concurrent=concurrency,
+        timeout_s=plan.spec["timeout_s"],
+        max_retries=DEFAULT_MAX_RETRIES
+        if plan.hints.max_retries is None
+        else plan.hints.max_retries,
+        max_failures=plan.spec["max_failures"],
+        stop=plan.stop,
     )
     runner = Runner(study, backend, clock, options, callbacks)
     try:
@@ -208,10 +259,22 @@ def _execute(plan: _Plan, store: SQLiteStore, backend: Backend, clock: Clock, co
     return _result(plan, study, metric, mode, reason, callbacks)
 
 
-def _result(plan: _Plan, study: Study, metric: str, mode: Literal["min", "max"], reason: str,
-            callbacks: Sequence[Callback]) -> Result:
-    result = Result(name=plan.name, directory=plan.directory, metric=metric, mode=mode,
-                    trials=tuple(study.trials[i] for i in sorted(study.trials)), stop_reason=reason)
+def _result(
+    plan: _Plan,
+    study: Study,
+    metric: str,
+    mode: Literal["min", "max"],
+    reason: str,
+    callbacks: Sequence[Callback],
+) -> Result:
+    result = Result(
+        name=plan.name,
+        directory=plan.directory,
+        metric=metric,
+        mode=mode,
+        trials=tuple(study.trials[i] for i in sorted(study.trials)),
+        stop_reason=reason,
+    )
     for cb in callbacks:
         cb.on_experiment_end(result)
     return result
@@ -254,13 +317,27 @@ def _spec_diff(old: Mapping[str, Any], plan: _Plan) -> list[str]:
     return diffs
 
 
-def _plan(objective: Callable[[dict[str, Any]], Any], space: Any, *, metric: str, mode: str,
-          num_trials: int | None, max_concurrent: int | None, searcher: str | Searcher,
-          searcher_options: Mapping[str, Any] | None,
-          resources: SchedulerHints | Mapping[str, Any] | None, constraints: Sequence[str] | None,
-          name: str | None, storage: str | Path, seed: int | None, max_failures: int | None,
-          stop: Stop | Mapping[str, Any] | None, callbacks: Sequence[Callback],
-          timeout_s: float | None, runtime_env: Mapping[str, Any] | None) -> _Plan:
+def _plan(
+    objective: Callable[[dict[str, Any]], Any],
+    space: Any,
+    *,
+    metric: str,
+    mode: str,
+    num_trials: int | None,
+    max_concurrent: int | None,
+    searcher: str | Searcher,
+    searcher_options: Mapping[str, Any] | None,
+    resources: SchedulerHints | Mapping[str, Any] | None,
+    constraints: Sequence[str] | None,
+    name: str | None,
+    storage: str | Path,
+    seed: int | None,
+    max_failures: int | None,
+    stop: Stop | Mapping[str, Any] | None,
+    callbacks: Sequence[Callback],
+    timeout_s: float | None,
+    runtime_env: Mapping[str, Any] | None,
+) -> _Plan:
     """Validate every argument of :func:`run`; raises :class:`SpecError`."""
     if not callable(objective):
         raise SpecError(f"objective must be a callable fn(config), got {objective!r}")
@@ -272,11 +349,14 @@ def _plan(objective: Callable[[dict[str, Any]], Any], space: Any, *, metric: str
     _check_int("max_concurrent", max_concurrent, minimum=1)
     _check_int("max_failures", max_failures, minimum=0)
     _check_int("seed", seed, minimum=0)
-    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float)
-                                  or not timeout_s > 0):
+    if timeout_s is not None and (
+        isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not timeout_s > 0
+    ):
         raise SpecError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
     if runtime_env is not None and not isinstance(runtime_env, Mapping):
-        raise SpecError(f"runtime_env must be a mapping (e.g. {{'env_vars': {{...}}}}), got {runtime_env!r}")
+        raise SpecError(
+            f"runtime_env must be a mapping (e.g. {{'env_vars': {{...}}}}), got {runtime_env!r}"
+        )
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise SpecError(f"callbacks must be raysweep.Callback instances, got {cb!r}")
@@ -297,14 +377,21 @@ def _plan(objective: Callable[[dict[str, Any]], Any], space: Any, *, metric: str
             "condition (time_budget_s, target, patience) bounds the run"
         )
     _probe_feasible(search_space, constraint_set)
-    searcher_obj.setup(SearchContext(space=search_space, constraints=constraint_set,
-                                     metric=metric, mode=mode,  # type: ignore[arg-type]
-                                     seed=seed, num_trials=num_trials))
+    searcher_obj.setup(
+        SearchContext(
+            space=search_space,
+            constraints=constraint_set,
+            metric=metric,
+            mode=mode,  # type: ignore[arg-type]
+            seed=seed,
+            num_trials=num_trials,
+        )
+    )
     spec: dict[str, Any] = {
         "kind": "sweep",
         "name": name,
         "objective": f"{getattr(objective, '__module__', '?')}:"
-                     f"{getattr(objective, '__qualname__', repr(objective))}",
+        f"{getattr(objective, '__qualname__', repr(objective))}",
         "metric": metric,
         "mode": mode,
         "num_trials": num_trials,
@@ -313,17 +400,31 @@ def _plan(objective: Callable[[dict[str, Any]], Any], space: Any, *, metric: str
         "constraints": constraint_set.to_json(),
         "searcher": {"name": searcher_obj.name, "options": dict(searcher_options or {})},
         "seed": seed,
-        "resources": {k: v for k, v in {
-            "num_cpus": hints.num_cpus, "num_gpus": hints.num_gpus, "mem_mb": hints.mem_mb,
-            "max_retries": hints.max_retries, "custom": dict(hints.custom) or None,
-        }.items() if v is not None},
+        "resources": {
+            k: v
+            for k, v in {
+                "num_cpus": hints.num_cpus,
+                "num_gpus": hints.num_gpus,
+                "mem_mb": hints.mem_mb,
+                "max_retries": hints.max_retries,
+                "custom": dict(hints.custom) or None,
+            }.items()
+            if v is not None
+        },
         "timeout_s": timeout_s,
         "max_failures": max_failures,
         "stop": stop_obj.to_json(),
     }
-    return _Plan(name=name, directory=Path(storage) / name, space=search_space,
-                 constraints=constraint_set, searcher=searcher_obj, hints=hints, stop=stop_obj,
-                 spec=spec)
+    return _Plan(
+        name=name,
+        directory=Path(storage) / name,
+        space=search_space,
+        constraints=constraint_set,
+        searcher=searcher_obj,
+        hints=hints,
+        stop=stop_obj,
+        spec=spec,
+    )
 
 
 def _check_int(field: str, value: Any, *, minimum: int) -> None:

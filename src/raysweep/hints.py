@@ -16,7 +16,12 @@ from raysweep.errors import SpecError
 
 __all__ = ["SchedulerHints", "task_env"]
 
-_RESOURCE_KEYS = {"cpu": "num_cpus", "gpu": "num_gpus", "mem_mb": "mem_mb", "max_retries": "max_retries"}
+_RESOURCE_KEYS = {
+    "cpu": "num_cpus",
+    "gpu": "num_gpus",
+    "mem_mb": "mem_mb",
+    "max_retries": "max_retries",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +51,11 @@ class SchedulerHints:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
                 raise SpecError(f"SchedulerHints.{name} must be a number, got {value!r}")
             if value < 0:
                 raise SpecError(f"SchedulerHints.{name} must be >= 0, got {value!r}")
@@ -55,7 +64,9 @@ class SchedulerHints:
                 f"SchedulerHints.num_gpus above 1 must be a whole number, got {self.num_gpus!r}"
             )
         if self.max_retries is not None and self.max_retries != int(self.max_retries):
-            raise SpecError(f"SchedulerHints.max_retries must be an integer, got {self.max_retries!r}")
+            raise SpecError(
+                f"SchedulerHints.max_retries must be an integer, got {self.max_retries!r}"
+            )
         if not isinstance(self.custom, Mapping) or any(
             not isinstance(v, Mapping) for v in self.custom.values()
         ):

@@ -22,7 +22,9 @@ def best_trial(trials: Sequence[Trial], metric: str, mode: Literal["min", "max"]
         if trial.state is not TrialState.COMPLETED or metric not in trial.metrics:
             continue
         value = trial.metrics[metric]
-        if best is None or (value < best.metrics[metric] if mode == "min" else value > best.metrics[metric]):
+        if best is None or (
+            value < best.metrics[metric] if mode == "min" else value > best.metrics[metric]
+        ):
             best = trial
     return best
 

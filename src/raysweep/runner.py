@@ -35,8 +35,14 @@ class RunnerOptions:
 class Runner:
     """Drives one experiment to its end; see :meth:`run`."""
 
-    def __init__(self, study: Study, backend: Backend, clock: Clock, options: RunnerOptions,
-                 callbacks: Sequence[Callback] = ()) -> None:
+    def __init__(
+        self,
+        study: Study,
+        backend: Backend,
+        clock: Clock,
+        options: RunnerOptions,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
         self.study = study
         self.backend = backend
         self.clock = clock
@@ -73,8 +79,11 @@ class Runner:
                     self._abandon_running(f"experiment stopped: {reason}")
                     return reason
                 if not self._running:
-                    return ("num_trials reached" if study.num_trials is not None
-                            and len(study.trials) >= study.num_trials else "searcher exhausted")
+                    return (
+                        "num_trials reached"
+                        if study.num_trials is not None and len(study.trials) >= study.num_trials
+                        else "searcher exhausted"
+                    )
                 events = self.backend.wait(self._wait_timeout())
                 finished = self._handle(events) + self._expire()
         except BaseException as exc:
@@ -134,14 +143,20 @@ class Runner:
                 del self._running[event.trial_id]
                 trial = self.study.trials[event.trial_id]
                 if trial.attempts <= self.options.max_retries:
-                    self.study.store.add_event("retry", {"reason": event.reason,
-                                                         "attempt": trial.attempts}, event.trial_id)
+                    self.study.store.add_event(
+                        "retry", {"reason": event.reason, "attempt": trial.attempts}, event.trial_id
+                    )
                     self._requeue.append(event.trial_id)
                 else:
-                    finished.append(self.study.end(
-                        event.trial_id, TrialState.FAILED,
-                        f"lost {trial.attempts} time(s), max_retries={self.options.max_retries}: "
-                        f"{event.reason}", now))
+                    finished.append(
+                        self.study.end(
+                            event.trial_id,
+                            TrialState.FAILED,
+                            f"lost {trial.attempts} time(s), "
+                            f"max_retries={self.options.max_retries}: {event.reason}",
+                            now,
+                        )
+                    )
         return finished
 
     def _expire(self) -> list[Trial]:
@@ -154,8 +169,12 @@ class Runner:
             if now - started >= self.options.timeout_s:
                 self.backend.cancel(trial_id)
                 del self._running[trial_id]
-                trial = self.study.end(trial_id, TrialState.FAILED,
-                                       f"timed out after {self.options.timeout_s:g} s", now)
+                trial = self.study.end(
+                    trial_id,
+                    TrialState.FAILED,
+                    f"timed out after {self.options.timeout_s:g} s",
+                    now,
+                )
                 expired.append(trial)
         return expired
 
@@ -179,8 +198,10 @@ class Runner:
             return
         failed = self.study.count(TrialState.FAILED)
         if failed > limit:
-            last = max((t for t in self.study.trials.values() if t.state is TrialState.FAILED),
-                       key=lambda t: t.ended_at or 0.0)
+            last = max(
+                (t for t in self.study.trials.values() if t.state is TrialState.FAILED),
+                key=lambda t: t.ended_at or 0.0,
+            )
             reason = (last.error or "").strip().splitlines()[-1:] or [""]
             raise TooManyFailuresError(
                 f"{failed} trials failed, more than max_failures={limit}; last failure "
@@ -189,8 +210,10 @@ class Runner:
 
     def _stop_reason(self) -> str | None:
         return self.options.stop.reason(
-            elapsed_s=self.clock.now() - self._started, best=self.study.best_value,
-            mode=self.study.mode, since_improvement=self.study.since_improvement,
+            elapsed_s=self.clock.now() - self._started,
+            best=self.study.best_value,
+            mode=self.study.mode,
+            since_improvement=self.study.since_improvement,
         )
 
     def _abandon_running(self, why: str) -> None:

@@ -44,13 +44,18 @@ class Stop:
         if self.time_budget_s is not None and not (
             isinstance(self.time_budget_s, int | float) and self.time_budget_s > 0
         ):
-            raise SpecError(f"stop.time_budget_s must be a positive number of seconds, got {self.time_budget_s!r}")
+            raise SpecError(
+                "stop.time_budget_s must be a positive number of seconds, "
+                f"got {self.time_budget_s!r}"
+            )
         if self.target is not None and not (
             isinstance(self.target, int | float) and math.isfinite(self.target)
         ):
             raise SpecError(f"stop.target must be a finite number, got {self.target!r}")
         if self.patience is not None and not (
-            isinstance(self.patience, int) and not isinstance(self.patience, bool) and self.patience >= 1
+            isinstance(self.patience, int)
+            and not isinstance(self.patience, bool)
+            and self.patience >= 1
         ):
             raise SpecError(f"stop.patience must be an integer >= 1, got {self.patience!r}")
 
@@ -71,13 +76,16 @@ class Stop:
     def to_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _KEYS if getattr(self, k) is not None}
 
-    def reason(self, *, elapsed_s: float, best: float | None, mode: str,
-               since_improvement: int) -> str | None:
+    def reason(
+        self, *, elapsed_s: float, best: float | None, mode: str, since_improvement: int
+    ) -> str | None:
         """Why the experiment should stop now, or ``None`` to go on."""
         if self.time_budget_s is not None and elapsed_s >= self.time_budget_s:
             return f"time budget of {self.time_budget_s:g} s used"
-        if self.target is not None and best is not None and (
-            best <= self.target if mode == "min" else best >= self.target
+        if (
+            self.target is not None
+            and best is not None
+            and (best <= self.target if mode == "min" else best >= self.target)
         ):
             return f"target {self.target:g} reached (best {best:g})"
         if self.patience is not None and since_improvement >= self.patience:

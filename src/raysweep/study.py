@@ -38,9 +38,16 @@ class Study:
             stop condition ends the experiment).
     """
 
-    def __init__(self, store: ExperimentStore, searcher: Searcher, space: SearchSpace,
-                 constraints: ConstraintSet, metric: str, mode: Literal["min", "max"],
-                 num_trials: int | None) -> None:
+    def __init__(
+        self,
+        store: ExperimentStore,
+        searcher: Searcher,
+        space: SearchSpace,
+        constraints: ConstraintSet,
+        metric: str,
+        mode: Literal["min", "max"],
+        num_trials: int | None,
+    ) -> None:
         self.store = store
         self.searcher = searcher
         self.space = space
@@ -95,21 +102,36 @@ class Study:
                 f"too small to sample: loosen the constraints or narrow the space"
             )
         self._next_id += 1
-        trial = Trial(trial_id=trial_id, state=TrialState.RUNNING, config=dict(config),
-                      created_at=now, started_at=now, attempts=1)
+        trial = Trial(
+            trial_id=trial_id,
+            state=TrialState.RUNNING,
+            config=dict(config),
+            created_at=now,
+            started_at=now,
+            attempts=1,
+        )
         self.trials[trial_id] = trial
         self._new.append(NewTrial(trial_id, trial.config, TrialState.RUNNING, now))
         self._updates.append(TrialUpdate(trial_id, started_at=now, attempts=1))
-        self._meta["searcher_state"] = {"name": self.searcher.name,
-                                        "state": self.searcher.state_dict()}
+        self._meta["searcher_state"] = {
+            "name": self.searcher.name,
+            "state": self.searcher.state_dict(),
+        }
         return trial
 
     def restart(self, trial_id: int, now: float) -> Trial:
         """Stage another attempt of a stored trial with its config and id."""
         old = self.trials[trial_id]
-        return self._stage(trial_id, state=TrialState.RUNNING, metrics={}, clear_error=True,
-                           started_at=now, attempts=old.attempts + 1, replace_reports=True,
-                           ended_at=None)
+        return self._stage(
+            trial_id,
+            state=TrialState.RUNNING,
+            metrics={},
+            clear_error=True,
+            started_at=now,
+            attempts=old.attempts + 1,
+            replace_reports=True,
+            ended_at=None,
+        )
 
     def report(self, trial_id: int, report: Mapping[str, Any]) -> Trial | None:
         """Stage a live report; ignored unless the trial is still running."""
@@ -141,9 +163,15 @@ class Study:
         ABANDONED (the experiment stopped while it ran)."""
         return self._stage(trial_id, state=state, error=error, ended_at=now)
 
-    def _stage(self, trial_id: int, *, reports: Sequence[Mapping[str, Any]] | None = None,
-               replace_reports: bool = False, clear_error: bool = False,
-               **fields: Any) -> Trial:
+    def _stage(
+        self,
+        trial_id: int,
+        *,
+        reports: Sequence[Mapping[str, Any]] | None = None,
+        replace_reports: bool = False,
+        clear_error: bool = False,
+        **fields: Any,
+    ) -> Trial:
         old = self.trials[trial_id]
         changes = {k: v for k, v in fields.items() if v is not None or k in ("ended_at", "error")}
         if clear_error:
@@ -152,13 +180,21 @@ class Study:
             changes["intermediate"] = tuple(dict(r) for r in reports or ())
         new = dataclasses.replace(old, **changes)
         self.trials[trial_id] = new
-        self._updates.append(TrialUpdate(
-            trial_id, state=new.state, metrics=fields.get("metrics"), error=new.error,
-            clear_error=new.error is None and (clear_error or old.error is not None),
-            started_at=fields.get("started_at"), ended_at=fields.get("ended_at"),
-            node=fields.get("node"), attempts=fields.get("attempts"),
-            reports=list(reports or ()), replace_reports=replace_reports,
-        ))
+        self._updates.append(
+            TrialUpdate(
+                trial_id,
+                state=new.state,
+                metrics=fields.get("metrics"),
+                error=new.error,
+                clear_error=new.error is None and (clear_error or old.error is not None),
+                started_at=fields.get("started_at"),
+                ended_at=fields.get("ended_at"),
+                node=fields.get("node"),
+                attempts=fields.get("attempts"),
+                reports=list(reports or ()),
+                replace_reports=replace_reports,
+            )
+        )
         if new.state is TrialState.COMPLETED:
             self._note_completion(new)
         return new

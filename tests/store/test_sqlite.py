@@ -37,12 +37,19 @@ def test_open_missing_experiment(tmp_path: Path) -> None:
 def test_trial_round_trip_with_reports(tmp_path: Path) -> None:
     """A trial's config, state, metrics, reports, times, node and attempts come back as written."""
     store = _store(tmp_path)
-    store.commit(new=[NewTrial(0, {"lr": 0.1, "act": "relu"}, TrialState.RUNNING, 10.0)],
-                 updates=[TrialUpdate(0, started_at=11.0, attempts=1)])
+    store.commit(
+        new=[NewTrial(0, {"lr": 0.1, "act": "relu"}, TrialState.RUNNING, 10.0)],
+        updates=[TrialUpdate(0, started_at=11.0, attempts=1)],
+    )
     store.commit(updates=[TrialUpdate(0, reports=[{"step": 0, "loss": 2.0}])])
     store.commit(updates=[TrialUpdate(0, reports=[{"step": 1, "loss": 1.5}])])
-    store.commit(updates=[TrialUpdate(0, state=TrialState.COMPLETED, metrics={"loss": 1.0},
-                                      ended_at=12.0, node="10.0.0.1")])
+    store.commit(
+        updates=[
+            TrialUpdate(
+                0, state=TrialState.COMPLETED, metrics={"loss": 1.0}, ended_at=12.0, node="10.0.0.1"
+            )
+        ]
+    )
     trial = SQLiteStore.open(tmp_path / "exp", readonly=True).get_trial(0)
     assert trial.state is TrialState.COMPLETED
     assert trial.config == {"lr": 0.1, "act": "relu"}
@@ -55,8 +62,10 @@ def test_trial_round_trip_with_reports(tmp_path: Path) -> None:
 def test_replace_reports_starts_a_new_series(tmp_path: Path) -> None:
     """A re-run attempt replaces the intermediate series instead of appending to it."""
     store = _store(tmp_path)
-    store.commit(new=[NewTrial(0, {}, TrialState.RUNNING)],
-                 updates=[TrialUpdate(0, reports=[{"step": 0, "loss": 9.0}])])
+    store.commit(
+        new=[NewTrial(0, {}, TrialState.RUNNING)],
+        updates=[TrialUpdate(0, reports=[{"step": 0, "loss": 9.0}])],
+    )
     store.commit(updates=[TrialUpdate(0, reports=[{"step": 0, "loss": 1.0}], replace_reports=True)])
     assert store.get_trial(0).intermediate == ({"step": 0, "loss": 1.0},)
 
@@ -65,8 +74,11 @@ def test_commit_is_atomic(tmp_path: Path) -> None:
     """A commit that fails half-way (update of a missing trial) writes nothing at all."""
     store = _store(tmp_path)
     with pytest.raises(RaysweepError, match="no such trial"):
-        store.commit(new=[NewTrial(0, {"x": 1})], updates=[TrialUpdate(5, state=TrialState.FAILED)],
-                     meta={"searcher_state": {"n": 1}})
+        store.commit(
+            new=[NewTrial(0, {"x": 1})],
+            updates=[TrialUpdate(5, state=TrialState.FAILED)],
+            meta={"searcher_state": {"n": 1}},
+        )
     assert store.trials() == []
     assert store.get_meta("searcher_state") is None
 
@@ -76,8 +88,8 @@ def test_stored_as_json_not_pickle(tmp_path: Path) -> None:
     store = _store(tmp_path)
     store.commit(new=[NewTrial(0, {"x": 1.5})], meta={"k": [1, 2]})
     conn = sqlite3.connect(SQLiteStore.db_path(tmp_path / "exp"))
-    config, = conn.execute("SELECT config FROM trials").fetchone()
-    value, = conn.execute("SELECT value FROM meta WHERE key = 'k'").fetchone()
+    (config,) = conn.execute("SELECT config FROM trials").fetchone()
+    (value,) = conn.execute("SELECT value FROM meta WHERE key = 'k'").fetchone()
     assert json.loads(config) == {"x": 1.5}
     assert json.loads(value) == [1, 2]
 
@@ -99,7 +111,9 @@ def _writer(directory: str, count: int) -> None:
 def test_reader_sees_consistent_data_while_writer_runs(tmp_path: Path) -> None:
     """status/export can read while another process commits trials (WAL)."""
     _store(tmp_path)
-    proc = multiprocessing.get_context("spawn").Process(target=_writer, args=(str(tmp_path / "exp"), 300))
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_writer, args=(str(tmp_path / "exp"), 300)
+    )
     proc.start()
     reader = SQLiteStore.open(tmp_path / "exp", readonly=True)
     seen = []

@@ -62,7 +62,7 @@ class WallClock(Clock):
 class Backend(abc.ABC):
     """Runs trials. ``submit`` and ``wait`` are required; the rest are no-ops."""
 
-    def prepare(
+    def prepare(  # noqa: B027 - optional hook, a no-op by default
         self,
         objective: Callable[[dict[str, Any]], Any],
         *,

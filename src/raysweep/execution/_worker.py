@@ -63,7 +63,7 @@ def execute_trial(
             value = objective(dict(config))
     except KeyboardInterrupt:
         raise  # a cancellation from the driver, not a result of the trial
-    except BaseException:  # noqa: BLE001 - every user failure becomes a stored FAILED trial
+    except BaseException:
         error = traceback.format_exc()
     else:
         try:
@@ -80,4 +80,3 @@ def execute_trial(
         "node": node or socket.gethostname(),
         "pid": os.getpid(),
     }
-

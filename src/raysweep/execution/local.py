@@ -57,8 +57,9 @@ class InProcessBackend(Backend):
         self.cancelled: list[int] = []
         self.submitted: list[int] = []
 
-    def prepare(self, objective: Callable[[dict[str, Any]], Any], *, metric: str,
-                hints: SchedulerHints) -> None:
+    def prepare(
+        self, objective: Callable[[dict[str, Any]], Any], *, metric: str, hints: SchedulerHints
+    ) -> None:
         self._objective = objective
         self._metric = metric
 
@@ -83,7 +84,10 @@ class InProcessBackend(Backend):
             raise RuntimeError("InProcessBackend.prepare() was not called")
         reported: list[Event] = []
         payload = execute_trial(
-            self._objective, trial_id, config, self._metric,
+            self._objective,
+            trial_id,
+            config,
+            self._metric,
             sink=lambda tid, rep: reported.append(TrialReported(tid, rep)),
         )
         return [*reported, TrialFinished(trial_id, payload)]

@@ -14,6 +14,7 @@ trials itself, so every attempt is counted and stored.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -53,7 +54,7 @@ def ensure_ray(address: str | None, runtime_env: Mapping[str, Any] | None) -> bo
         address=address or os.environ.get("RAY_ADDRESS") or None,
         runtime_env=dict(runtime_env) if runtime_env else None,
         include_dashboard=None if address else False,
-        logging_level="WARNING",
+        logging_level=logging.WARNING,
         configure_logging=False,
     )
     return True
@@ -102,15 +103,21 @@ def _node_ip() -> str:
     return str(ray.util.get_node_ip_address())
 
 
-def _make_entry(objective: Callable[[dict[str, Any]], Any], metric: str, inbox_name: str,
-                env: Mapping[str, str]) -> Callable[[int, dict[str, Any]], dict[str, Any]]:
+def _make_entry(
+    objective: Callable[[dict[str, Any]], Any], metric: str, inbox_name: str, env: Mapping[str, str]
+) -> Callable[[int, dict[str, Any]], dict[str, Any]]:
     """The task body for this experiment; the objective travels inside it, so Ray
     exports it once per experiment rather than pickling it with every trial."""
 
     def run_trial(trial_id: int, config: dict[str, Any]) -> dict[str, Any]:
         return execute_trial(
-            objective, trial_id, config, metric, env=env,
-            sink=lambda tid, rep: _send_report(inbox_name, tid, rep), node=_node_ip(),
+            objective,
+            trial_id,
+            config,
+            metric,
+            env=env,
+            sink=lambda tid, rep: _send_report(inbox_name, tid, rep),
+            node=_node_ip(),
         )
 
     run_trial.__name__ = run_trial.__qualname__ = "raysweep_trial"
@@ -135,8 +142,11 @@ def _check_fits(options: Mapping[str, Any]) -> None:
     """Refuse at start a trial no node of the cluster could ever run (Ray would
     otherwise leave it pending forever)."""
     total = ray.cluster_resources()
-    wanted = {"CPU": options.get("num_cpus", 1) or 0, "GPU": options.get("num_gpus", 0) or 0,
-              "memory": options.get("memory", 0) or 0}
+    wanted = {
+        "CPU": options.get("num_cpus", 1) or 0,
+        "GPU": options.get("num_gpus", 0) or 0,
+        "memory": options.get("memory", 0) or 0,
+    }
     for key, amount in {**wanted, **dict(options.get("resources") or {})}.items():
         if amount and float(total.get(key, 0.0)) < float(amount):
             raise SpecError(
@@ -154,8 +164,9 @@ class RayBackend(Backend):
             every task when Ray was already running.
     """
 
-    def __init__(self, address: str | None = None,
-                 runtime_env: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, address: str | None = None, runtime_env: Mapping[str, Any] | None = None
+    ) -> None:
         if ray.is_initialized() and runtime_env:
             _check_task_runtime_env(runtime_env)
         self._started_ray = ensure_ray(address, runtime_env)
@@ -167,8 +178,9 @@ class RayBackend(Backend):
         self._inbox_name = f"raysweep-inbox-{uuid.uuid4().hex[:12]}"
         self._poll: Any = None
 
-    def prepare(self, objective: Callable[[dict[str, Any]], Any], *, metric: str,
-                hints: SchedulerHints) -> None:
+    def prepare(
+        self, objective: Callable[[dict[str, Any]], Any], *, metric: str, hints: SchedulerHints
+    ) -> None:
         options = hints.to_ray_options({"num_cpus": 1})
         options["max_retries"] = 0  # the runner retries lost trials itself, counting attempts
         if self._task_runtime_env is not None:
@@ -184,7 +196,7 @@ class RayBackend(Backend):
                 f"unpicklable objects (open files, locks, clients) out of its closure"
             ) from None
         self._remote = ray.remote(entry).options(**options)
-        self._inbox = _ReportInbox.options(name=self._inbox_name).remote()
+        self._inbox = _ReportInbox.options(name=self._inbox_name).remote()  # type: ignore[attr-defined]
         self._poll = self._inbox.drain.remote()
 
     def submit(self, trial_id: int, config: Mapping[str, Any]) -> None:
@@ -231,9 +243,18 @@ class RayBackend(Backend):
             # The task body itself failed: e.g. the objective does not unpickle on
             # the worker (a module that is not importable there).
             message = f"{type(exc).__name__}: {exc}"
-            return TrialFinished(trial_id, {"ok": False, "metrics": {}, "error": message,
-                                            "reports": [], "started_at": None, "ended_at": None,
-                                            "node": None})
+            return TrialFinished(
+                trial_id,
+                {
+                    "ok": False,
+                    "metrics": {},
+                    "error": message,
+                    "reports": [],
+                    "started_at": None,
+                    "ended_at": None,
+                    "node": None,
+                },
+            )
 
     def cancel(self, trial_id: int) -> None:
         ref = self._by_trial.pop(trial_id, None)

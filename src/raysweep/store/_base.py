@@ -84,8 +84,9 @@ class ExperimentStore(abc.ABC):
         """Store a JSON value under ``key``, committed at once."""
 
     @abc.abstractmethod
-    def add_event(self, kind: str, data: Mapping[str, Any] | None = None,
-                  trial_id: int | None = None) -> None:
+    def add_event(
+        self, kind: str, data: Mapping[str, Any] | None = None, trial_id: int | None = None
+    ) -> None:
         """Append to the event log (starts, resumes, retries, stops)."""
 
     @abc.abstractmethod
@@ -94,8 +95,12 @@ class ExperimentStore(abc.ABC):
 
     # -- trials -----------------------------------------------------------------
     @abc.abstractmethod
-    def commit(self, new: Sequence[NewTrial] = (), updates: Sequence[TrialUpdate] = (),
-               meta: Mapping[str, Any] | None = None) -> None:
+    def commit(
+        self,
+        new: Sequence[NewTrial] = (),
+        updates: Sequence[TrialUpdate] = (),
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
         """Write new trials, trial updates and meta values in ONE transaction.
 
         The runner batches everything it learned in one loop iteration here, then
@@ -116,8 +121,9 @@ class ExperimentStore(abc.ABC):
 
     # -- gradient runs ----------------------------------------------------------
     @abc.abstractmethod
-    def record_step(self, step: int, data: Mapping[str, Any],
-                    checkpoint: Mapping[str, Any]) -> None:
+    def record_step(
+        self, step: int, data: Mapping[str, Any], checkpoint: Mapping[str, Any]
+    ) -> None:
         """Store one completed gradient step and the checkpoint to resume after it,
         in one transaction (a crash leaves either both or neither)."""
 

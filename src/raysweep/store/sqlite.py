@@ -128,7 +128,9 @@ class SQLiteStore(ExperimentStore):
         """Open an existing experiment (``readonly`` for status and export)."""
         path = cls.db_path(directory)
         if not path.is_file():
-            raise ExperimentNotFoundError(f"no experiment found at {Path(directory)} (no {DB_FILENAME})")
+            raise ExperimentNotFoundError(
+                f"no experiment found at {Path(directory)} (no {DB_FILENAME})"
+            )
         store = cls(path, cls._connect(path, readonly=readonly), readonly=readonly)
         version = store._conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -141,8 +143,9 @@ class SQLiteStore(ExperimentStore):
     @staticmethod
     def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
         if readonly:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                                   isolation_level=None, timeout=30.0)
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=30.0
+            )
         else:
             conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -192,8 +195,9 @@ class SQLiteStore(ExperimentStore):
             (key, _dumps(value)),
         )
 
-    def add_event(self, kind: str, data: Mapping[str, Any] | None = None,
-                  trial_id: int | None = None) -> None:
+    def add_event(
+        self, kind: str, data: Mapping[str, Any] | None = None, trial_id: int | None = None
+    ) -> None:
         with self._transaction() as cur:
             cur.execute(
                 "INSERT INTO events (time, kind, trial_id, data) VALUES (?, ?, ?, ?)",
@@ -207,18 +211,27 @@ class SQLiteStore(ExperimentStore):
             sql += " WHERE kind = ?"
             args = (kind,)
         rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
-        return [{"time": t, "kind": k, "trial_id": tid, "data": json.loads(d)} for t, k, tid, d in rows]
+        return [
+            {"time": t, "kind": k, "trial_id": tid, "data": json.loads(d)} for t, k, tid, d in rows
+        ]
 
     # -- trials -------------------------------------------------------------------
-    def commit(self, new: Sequence[NewTrial] = (), updates: Sequence[TrialUpdate] = (),
-               meta: Mapping[str, Any] | None = None) -> None:
+    def commit(
+        self,
+        new: Sequence[NewTrial] = (),
+        updates: Sequence[TrialUpdate] = (),
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
         if not new and not updates and not meta:
             return
         with self._transaction() as cur:
             if new:
                 cur.executemany(
                     "INSERT INTO trials (trial_id, state, config, created_at) VALUES (?, ?, ?, ?)",
-                    [(t.trial_id, t.state.value, _dumps(dict(t.config)), t.created_at) for t in new],
+                    [
+                        (t.trial_id, t.state.value, _dumps(dict(t.config)), t.created_at)
+                        for t in new
+                    ],
                 )
             for update in updates:
                 self._apply(cur, update)
@@ -244,7 +257,9 @@ class SQLiteStore(ExperimentStore):
                 sets.append(f"{name} = ?")
                 args.append(value)
         if sets:
-            cur.execute(f"UPDATE trials SET {', '.join(sets)} WHERE trial_id = ?", (*args, u.trial_id))
+            cur.execute(
+                f"UPDATE trials SET {', '.join(sets)} WHERE trial_id = ?", (*args, u.trial_id)
+            )
             if cur.rowcount != 1:
                 raise RaysweepError(f"cannot update trial {u.trial_id}: no such trial")
         if u.replace_reports:
@@ -260,8 +275,10 @@ class SQLiteStore(ExperimentStore):
             )
 
     def trials(self, states: Sequence[TrialState] | None = None) -> list[Trial]:
-        sql = ("SELECT trial_id, state, config, metrics, error, created_at, started_at, ended_at, "
-               "node, attempts FROM trials")
+        sql = (
+            "SELECT trial_id, state, config, metrics, error, created_at, started_at, ended_at, "
+            "node, attempts FROM trials"
+        )
         args: list[str] = []
         if states is not None:
             if not states:
@@ -270,28 +287,43 @@ class SQLiteStore(ExperimentStore):
             args = [s.value for s in states]
         rows = self._conn.execute(sql + " ORDER BY trial_id", args).fetchall()
         reports: dict[int, list[Mapping[str, Any]]] = {}
-        for tid, data in self._conn.execute("SELECT trial_id, data FROM reports ORDER BY trial_id, seq"):
+        for tid, data in self._conn.execute(
+            "SELECT trial_id, data FROM reports ORDER BY trial_id, seq"
+        ):
             reports.setdefault(tid, []).append(json.loads(data))
         return [self._row_to_trial(row, reports.get(row[0], [])) for row in rows]
 
     def get_trial(self, trial_id: int) -> Trial:
         row = self._conn.execute(
             "SELECT trial_id, state, config, metrics, error, created_at, started_at, ended_at, "
-            "node, attempts FROM trials WHERE trial_id = ?", (trial_id,)
+            "node, attempts FROM trials WHERE trial_id = ?",
+            (trial_id,),
         ).fetchone()
         if row is None:
             raise KeyError(f"no trial with id {trial_id}")
-        reps = [json.loads(d) for (d,) in self._conn.execute(
-            "SELECT data FROM reports WHERE trial_id = ? ORDER BY seq", (trial_id,))]
+        reps = [
+            json.loads(d)
+            for (d,) in self._conn.execute(
+                "SELECT data FROM reports WHERE trial_id = ? ORDER BY seq", (trial_id,)
+            )
+        ]
         return self._row_to_trial(row, reps)
 
     @staticmethod
     def _row_to_trial(row: tuple[Any, ...], reports: list[Mapping[str, Any]]) -> Trial:
         tid, state, config, metrics, error, created, started, ended, node, attempts = row
         return Trial(
-            trial_id=tid, state=TrialState(state), config=json.loads(config),
-            metrics=json.loads(metrics), intermediate=tuple(reports), error=error,
-            created_at=created, started_at=started, ended_at=ended, node=node, attempts=attempts,
+            trial_id=tid,
+            state=TrialState(state),
+            config=json.loads(config),
+            metrics=json.loads(metrics),
+            intermediate=tuple(reports),
+            error=error,
+            created_at=created,
+            started_at=started,
+            ended_at=ended,
+            node=node,
+            attempts=attempts,
         )
 
     def count_by_state(self) -> dict[TrialState, int]:
@@ -299,7 +331,9 @@ class SQLiteStore(ExperimentStore):
         return {TrialState(s): n for s, n in rows}
 
     # -- gradient runs ------------------------------------------------------------
-    def record_step(self, step: int, data: Mapping[str, Any], checkpoint: Mapping[str, Any]) -> None:
+    def record_step(
+        self, step: int, data: Mapping[str, Any], checkpoint: Mapping[str, Any]
+    ) -> None:
         with self._transaction() as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO steps (step, time, data, checkpoint) VALUES (?, ?, ?, ?)",
