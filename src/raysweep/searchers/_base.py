@@ -64,20 +64,20 @@ class Searcher(abc.ABC):
         """Propose the full configuration for ``trial_id``, or ``None`` when the
         searcher has nothing more to propose (an exhausted grid)."""
 
-    def on_trial_complete(self, trial: Trial) -> None:
+    def on_trial_complete(self, trial: Trial) -> None:  # noqa: B027 - optional hook, no-op by default
         """A trial COMPLETED; ``trial.metrics[ctx.metric]`` is a finite float."""
 
-    def on_trial_error(self, trial: Trial) -> None:
+    def on_trial_error(self, trial: Trial) -> None:  # noqa: B027 - optional hook, no-op by default
         """A trial FAILED or was PRUNED; its result is never told as a value."""
 
-    def on_rejected(self, config: Mapping[str, Any]) -> None:
+    def on_rejected(self, config: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook, no-op by default
         """The runner rejected ``config`` because it violates a constraint."""
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serializable state needed to continue the sequence after a resume."""
         return {}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook, no-op by default
         """Restore what :meth:`state_dict` returned."""
 
     def restore(self, trials: Sequence[Trial]) -> None:
