@@ -1,0 +1,12 @@
+"""The ``raysweep`` command line: ``run``, ``status`` and ``export``.
+
+The CLI is the only part of raysweep that prints or configures logging; the
+library reports through return values, exceptions and callbacks.
+"""
+
+from __future__ import annotations
+
+from raysweep.cli.main import cli, main
+from raysweep.cli.progress import ProgressCallback
+
+__all__ = ["ProgressCallback", "cli", "main"]

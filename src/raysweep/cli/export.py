@@ -1,0 +1,129 @@
+"""``raysweep export DIR``: an experiment as JSON or CSV, for notebooks and other tools.
+
+JSON holds everything (the stored spec, status, every trial with its reports,
+or every step of a gradient run); CSV is the flat table a spreadsheet or
+``pandas.read_csv`` wants, the same columns as :meth:`raysweep.Result.trials_dataframe`.
+The JSON is strict: NaN and infinities, which Python would write as invalid
+``NaN`` tokens, become ``null``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from raysweep.cli._format import flatten_scalars, open_experiment
+from raysweep.result import trials_dataframe
+from raysweep.store import ExperimentStore
+
+__all__ = ["experiment_csv", "experiment_json", "export_command", "to_strict_json"]
+
+#: Columns of an empty sweep's CSV (a header is easier to consume than nothing).
+_EMPTY_COLUMNS = (
+    "trial_id",
+    "state",
+    "attempts",
+    "node",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "error",
+)
+
+
+@click.command("export")
+@click.argument("directory", type=click.Path(path_type=Path), metavar="DIR")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    default=None,
+    help="Output format [default: from --output's extension, else json].",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
+def export_command(directory: Path, fmt: str | None, output: Path | None) -> None:
+    """Export an experiment's trials (or a gradient run's steps) as JSON or CSV.
+
+    DIR is the experiment folder (runs/NAME) or its experiment.db. Safe to run
+    while the experiment is running.
+    """
+    if fmt is None:
+        fmt = "csv" if output is not None and output.suffix.lower() == ".csv" else "json"
+    store = open_experiment(directory)
+    try:
+        text = experiment_csv(store) if fmt == "csv" else to_strict_json(experiment_json(store))
+    finally:
+        store.close()
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+
+
+def experiment_json(store: ExperimentStore) -> dict[str, Any]:
+    """``{"experiment": {...}, "trials": [...]}``, or ``"steps"`` for a gradient run."""
+    spec = store.read_spec()
+    experiment = dict(spec)
+    experiment.update(
+        {
+            "status": store.get_meta("status"),
+            "stop_reason": store.get_meta("stop_reason"),
+            "started_at": store.get_meta("started_at"),
+        }
+    )
+    if spec.get("kind") == "gradient":
+        steps = [{"step": s.step, "time": s.time, **s.data} for s in store.steps()]
+        return {"experiment": experiment, "steps": steps}
+    experiment["counts"] = {state.value: n for state, n in store.count_by_state().items()}
+    return {"experiment": experiment, "trials": [t.to_dict() for t in store.trials()]}
+
+
+def experiment_csv(store: ExperimentStore) -> str:
+    """One row per trial (``config/<name>``, ``metrics/<name>`` columns), or one row
+    per step of a gradient run (``loss``, ``grad_norm``, ``losses/<objective>``,
+    scalar ``params/...``, ``timings/...``)."""
+    import pandas as pd
+
+    if store.read_spec().get("kind") == "gradient":
+        rows = []
+        for record in store.steps():
+            row: dict[str, Any] = {"step": record.step, "time": record.time}
+            row.update(flatten_scalars(_without(record.data, "step", "time")))
+            rows.append(row)
+        frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["step", "time"])
+    else:
+        trials = store.trials()
+        frame = trials_dataframe(trials) if trials else pd.DataFrame(columns=list(_EMPTY_COLUMNS))
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue()
+
+
+def _without(data: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in keys}
+
+
+def to_strict_json(value: Any) -> str:
+    """Indented JSON that any parser accepts: non-finite floats become ``null``."""
+    return json.dumps(_finite(value), indent=2, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

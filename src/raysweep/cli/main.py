@@ -1,0 +1,296 @@
+"""The ``raysweep`` command: a click group and its error policy.
+
+Error policy, the same for every command (scripts and Slurm jobs test exit codes):
+
+* exit 2, one line ``error: ...`` on stderr: bad input, fixable before anything
+  runs (bad CLI usage, a bad sweep file, an experiment that already exists or
+  does not exist, a resume whose space, metric or mode changed);
+* exit 1, one line: the run started and could not finish (too many failed
+  trials, an infeasible space, any other :class:`RaysweepError`, an OS error);
+* exit 130: interrupted, with how to resume;
+* a traceback only for an unexpected exception (a bug), or for any error when
+  ``RAYSWEEP_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shlex
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+
+from raysweep import __version__
+from raysweep.cli._format import display_path, format_config, format_value, shell_path
+from raysweep.cli.export import export_command
+from raysweep.cli.status import status_command
+from raysweep.errors import (
+    ExperimentExistsError,
+    ExperimentMismatchError,
+    ExperimentNotFoundError,
+    RaysweepError,
+    SpecError,
+    TooManyFailuresError,
+)
+
+if TYPE_CHECKING:
+    from raysweep.result import Result
+
+__all__ = ["Interrupted", "cli", "main"]
+
+#: Errors about the input: nothing ran, the user fixes the command or the file.
+_INPUT_ERRORS = (SpecError, ExperimentExistsError, ExperimentNotFoundError, ExperimentMismatchError)
+EXIT_INPUT = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a command; the message says what is stored and how to go on."""
+
+
+def _one_line(message: str) -> str:
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return "; ".join(lines)
+
+
+def _classify(exc: BaseException) -> tuple[int, str] | None:
+    """Exit code and message for an expected error; ``None`` for a bug."""
+    if isinstance(exc, click.UsageError):
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        return EXIT_INPUT, f"error: {_one_line(exc.format_message())}{hint}"
+    if isinstance(exc, click.ClickException):
+        return exc.exit_code, f"error: {_one_line(exc.format_message())}"
+    if isinstance(exc, Interrupted):
+        return EXIT_INTERRUPTED, f"interrupted: {exc}"
+    if isinstance(exc, click.Abort | KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(exc, _INPUT_ERRORS):
+        return EXIT_INPUT, f"error: {_one_line(str(exc))}"
+    if isinstance(exc, RaysweepError | OSError):
+        return EXIT_FAILED, f"error: {_one_line(str(exc))}"
+    return None
+
+
+class _Group(click.Group):
+    """A group that applies the module's error policy in :meth:`main`, so the
+    console script and click's test runner behave the same."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except SystemExit:
+            raise
+        except BaseException as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+                # `raysweep export ... | head`: the reader left; say nothing more, and
+                # keep the interpreter from complaining when it flushes stdout at exit.
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - must outlive this frame
+                code = EXIT_FAILED
+            else:
+                outcome = _classify(exc)
+                if outcome is None or os.environ.get("RAYSWEEP_DEBUG") == "1":
+                    traceback.print_exception(exc, file=sys.stderr)
+                if outcome is None:
+                    code = EXIT_FAILED
+                else:
+                    code, message = outcome
+                    click.echo(message, err=True)
+        if not isinstance(code, int):
+            code = 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="raysweep")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Parallel hyperparameter and black-box search on Ray, stored crash-safe in SQLite.
+
+    \b
+    raysweep run sweep.yaml          run the sweep described in sweep.yaml
+    raysweep status runs/NAME        what an experiment is doing or did
+    raysweep export runs/NAME        its trials as JSON or CSV
+    """
+    _configure_logging(
+        logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    )
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time, so log lines go through the
+    live display (which swaps ``sys.stderr`` while it runs) instead of tearing it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # logging must never take the run down
+            self.handleError(record)
+
+
+def _configure_logging(level: int) -> None:
+    logger = logging.getLogger("raysweep")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+@cli.command("run")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the stored experiment: finish interrupted trials, then run up "
+    "to --num-trials in total.",
+)
+@click.option(
+    "--force", is_flag=True, help="With --resume: accept a changed space, metric or mode."
+)
+@click.option(
+    "--num-trials",
+    type=click.IntRange(min=1),
+    help="Total number of trials (overrides the file); with --resume a larger "
+    "value extends the experiment.",
+)
+@click.option(
+    "--max-concurrent",
+    type=click.IntRange(min=1),
+    help="Trials in flight at most (overrides the file).",
+)
+@click.option(
+    "--address",
+    metavar="ADDR",
+    help="Ray cluster to join, e.g. 'auto' or 'ray://head:10001' "
+    "(default: RAY_ADDRESS, else a new local Ray).",
+)
+@click.option("--name", help="Experiment name (overrides the file).")
+@click.option(
+    "--storage",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding experiment folders (overrides the file; relative to "
+    "the current directory).",
+)
+def run_command(
+    config: Path,
+    resume: bool,
+    force: bool,
+    num_trials: int | None,
+    max_concurrent: int | None,
+    address: str | None,
+    name: str | None,
+    storage: Path | None,
+) -> None:
+    """Run the sweep described in CONFIG (a YAML file), with live progress.
+
+    The experiment is stored in STORAGE/NAME/experiment.db as it runs; Ctrl-C
+    stops it, and --resume continues it.
+    """
+    from raysweep.cli.progress import ProgressCallback
+    from raysweep.spec import load_sweep_file
+
+    if force and not resume:
+        raise click.UsageError(
+            "--force only applies with --resume (it accepts a changed space, metric or mode); "
+            "to start afresh, choose another --name or remove the experiment folder"
+        )
+    sweep = load_sweep_file(config)
+    console = Console(highlight=False)
+    progress = ProgressCallback(console)
+    kwargs = sweep.run_kwargs(
+        resume=resume,
+        force=force,
+        num_trials=num_trials,
+        max_concurrent=max_concurrent,
+        address=address,
+        name=name,
+        storage=storage,
+        callbacks=[progress],
+    )
+    directory = Path(kwargs["storage"]) / str(kwargs["name"])
+    resume_cmd = _resume_command(config, name, storage, address)
+
+    from raysweep.api import run
+
+    try:
+        result = run(**kwargs)
+    except KeyboardInterrupt:
+        progress.close()
+        from raysweep.store import SQLiteStore
+
+        if SQLiteStore.exists(directory):
+            raise Interrupted(
+                f"the experiment is stored in {display_path(directory)}; "
+                f"continue it with: {resume_cmd}"
+            ) from None
+        raise Interrupted("stopped before the experiment was created; nothing is stored") from None
+    except TooManyFailuresError as exc:
+        raise TooManyFailuresError(
+            f"{_one_line(str(exc))} (stored in {display_path(directory)}; see the errors with "
+            f"'raysweep status {shell_path(directory)}', continue with '{resume_cmd}')",
+            exc.result,
+        ) from exc
+    finally:
+        progress.close()
+    _print_summary(console, result)
+
+
+def _resume_command(
+    config: Path, name: str | None, storage: Path | None, address: str | None
+) -> str:
+    """The command that continues this experiment (same name, storage and cluster)."""
+    parts = ["raysweep", "run", str(config), "--resume"]
+    for flag, value in (("--name", name), ("--storage", storage), ("--address", address)):
+        if value is not None:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+def _print_summary(console: Console, result: Result) -> None:
+    """The best trial and where the experiment is, after a run."""
+    out = console.print
+    best = result.best
+    if best is None:
+        out("no trial completed", markup=False)
+    else:
+        value = format_value(best.metrics.get(result.metric))
+        out(f"best trial {best.trial_id}: {result.metric}={value}", markup=False)
+        for key, item in best.config.items():
+            out(f"  {key} = {format_value(item)}", markup=False)
+        others = {k: v for k, v in best.metrics.items() if k != result.metric}
+        if others:
+            out(f"  (also {format_config(others)})", markup=False)
+    where = shell_path(result.directory)
+    out(f"stored in {display_path(result.directory)} ({result.stop_reason})", markup=False)
+    out(
+        f"see it with: raysweep status {where}   export: raysweep export {where} --format csv",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+cli.add_command(status_command)
+cli.add_command(export_command)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point (``raysweep``)."""
+    cli.main(args=argv, prog_name="raysweep")

@@ -1,0 +1,238 @@
+"""``raysweep status DIR``: what an experiment is doing or did, read-only.
+
+It opens the database read-only, so it can be run any number of times while a
+sweep or a gradient run is writing the same file (SQLite WAL readers never
+block the writer).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+from rich.console import Console
+
+from raysweep.cli._format import (
+    display_path,
+    flatten_scalars,
+    format_config,
+    format_duration,
+    format_value,
+    open_experiment,
+)
+from raysweep.result import best_trial
+from raysweep.store import ExperimentStore, StepRecord
+from raysweep.trial import Trial, TrialState
+
+__all__ = ["render_status", "status_command"]
+
+#: Parameters shown for a gradient run before the rest are counted.
+_MAX_PARAMS = 16
+
+
+@click.command("status")
+@click.argument("directory", type=click.Path(path_type=Path), metavar="DIR")
+def status_command(directory: Path) -> None:
+    """Show an experiment: state, trial counts, best trial, running trials, last error.
+
+    DIR is the experiment folder (runs/NAME) or its experiment.db. For a
+    gradient run: steps done, last losses, gradient norm, parameters, step time.
+    Safe to run while the experiment is running.
+    """
+    store = open_experiment(directory)
+    try:
+        render_status(store, Console(highlight=False, soft_wrap=True), directory, now=time.time())
+    finally:
+        store.close()
+
+
+def render_status(
+    store: ExperimentStore, console: Console, directory: str | Path, now: float
+) -> None:
+    """Print the status of the experiment in ``store`` (``now``: Unix time, for ages)."""
+    spec = store.read_spec()
+    kind = str(spec.get("kind", "sweep"))
+    status = store.get_meta("status", "unknown")
+    reason = store.get_meta("stop_reason")
+    title = f"{spec.get('name', '?')} ({kind}): {status}" + (f", {reason}" if reason else "")
+    console.print(title, style="bold", markup=False)
+    grid = _Lines()
+    grid.row("folder", display_path(directory))
+    started = store.get_meta("started_at")
+    if started is not None:
+        grid.row("started", _when(started, now))
+    if kind == "gradient":
+        _gradient(grid, spec, store.steps(), now)
+    else:
+        _sweep(grid, spec, store, now)
+    for line in grid.render():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+class _Lines:
+    """Label/value lines with aligned values, and small tables in between, as plain text.
+
+    Plain text rather than rich tables: status output ends up in logs and
+    ``watch`` windows, where padded, re-wrapped table cells read worse.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str] | list[list[str]]] = []
+
+    def row(self, label: str, value: str) -> None:
+        self.items.append((label, value))
+
+    def table(self, rows: list[list[str]]) -> None:
+        self.items.append(rows)
+
+    def render(self) -> list[str]:
+        width = max((len(item[0]) for item in self.items if isinstance(item, tuple)), default=0)
+        lines: list[str] = []
+        for item in self.items:
+            if isinstance(item, tuple):
+                lines.append(f"{item[0]:<{width}}  {item[1]}".rstrip())
+                continue
+            widths = [max(len(row[i]) for row in item) for i in range(len(item[0]))]
+            for row in item:
+                cells = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+                lines.append(f"{'':<{width}}  {cells}".rstrip())
+        return lines
+
+
+def _when(value: Any, now: float) -> str:
+    if isinstance(value, int | float) and math.isfinite(value):
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+        return f"{stamp} ({format_duration(now - value)} ago)"
+    return str(value)
+
+
+# -- sweeps ---------------------------------------------------------------------------
+
+
+def _sweep(grid: _Lines, spec: Mapping[str, Any], store: ExperimentStore, now: float) -> None:
+    metric = str(spec.get("metric", "loss"))
+    mode: Literal["min", "max"] = "max" if spec.get("mode") == "max" else "min"
+    searcher = spec.get("searcher") or {}
+    searcher_name = searcher.get("name", "?") if isinstance(searcher, Mapping) else searcher
+    grid.row(
+        "objective",
+        f"{spec.get('objective', '?')}, {'minimize' if mode == 'min' else 'maximize'} "
+        f"{metric}, searcher {searcher_name}",
+    )
+    trials = store.trials()
+    counts = store.count_by_state()
+    planned = spec.get("num_trials")
+    head = f"{len(trials)} of {planned}" if planned else f"{len(trials)}"
+    parts = [f"{counts[s]} {s.value.lower()}" for s in TrialState if counts.get(s)]
+    grid.row("trials", f"{head}: {', '.join(parts)}" if parts else f"{head}: none yet")
+    best = best_trial(trials, metric, mode)
+    if best is not None:
+        grid.row("best", f"trial {best.trial_id}: {metric}={format_value(best.metrics[metric])}")
+        grid.row("", format_config(best.config))
+    running = [t for t in trials if t.state is TrialState.RUNNING]
+    if running:
+        grid.row("running", f"{len(running)} trial(s)")
+        grid.table(_running_table(running, now))
+    failed = [t for t in trials if t.state is TrialState.FAILED]
+    if failed:
+        last = max(failed, key=lambda t: (t.ended_at or 0.0, t.trial_id))
+        grid.row("last error", f"trial {last.trial_id}: {_error_line(last.error)}")
+
+
+def _running_table(trials: Sequence[Trial], now: float) -> list[list[str]]:
+    rows = [["trial", "started", "elapsed", "node", "attempt", "last report"]]
+    for t in trials:
+        started = time.strftime("%H:%M:%S", time.localtime(t.started_at)) if t.started_at else "-"
+        elapsed = format_duration(now - t.started_at) if t.started_at else "-"
+        last = t.intermediate[-1] if t.intermediate else {}
+        report = format_config({k: v for k, v in last.items() if k != "time"})
+        rows.append([str(t.trial_id), started, elapsed, t.node or "-", str(t.attempts), report])
+    return rows
+
+
+def _error_line(error: str | None) -> str:
+    """The exception line of a stored error (its last line when it holds a traceback)."""
+    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+# -- gradient runs --------------------------------------------------------------------
+
+
+def _gradient(
+    grid: _Lines, spec: Mapping[str, Any], steps: Sequence[StepRecord], now: float
+) -> None:
+    n_steps = spec.get("n_steps")
+    for key in ("simulators", "objectives"):
+        names = spec.get(key)
+        if isinstance(names, list) and names:
+            shown = ", ".join(str(n) for n in names[:6]) + (", ..." if len(names) > 6 else "")
+            grid.row(key, f"{len(names)}: {shown}")
+    done = len(steps)
+    grid.row("steps", f"{done} / {n_steps}" if n_steps else str(done))
+    if not steps:
+        return
+    last = steps[-1]
+    data = last.data
+    grid.row("last step", f"{last.step} ({format_duration(now - last.time)} ago)")
+    if "loss" in data:
+        grid.row("loss", format_value(data["loss"]))
+    losses = data.get("losses")
+    if isinstance(losses, Mapping) and losses:
+        grid.row("losses", format_config(losses))
+    if "grad_norm" in data:
+        grid.row("grad norm", format_value(data["grad_norm"]))
+    params = data.get("params")
+    if params is not None:
+        lines = _param_lines(params)
+        for i, line in enumerate(lines):
+            grid.row("params" if i == 0 else "", line)
+    timings = data.get("timings")
+    if isinstance(timings, Mapping) and timings:
+        step_s = timings.get("step_s")
+        others = {
+            k: format_duration(v)
+            for k, v in timings.items()
+            if k != "step_s" and isinstance(v, int | float)
+        }
+        text = format_duration(step_s) if isinstance(step_s, int | float) else "-"
+        grid.row("step time", text + (f" ({format_config(others)})" if others else ""))
+
+
+def _param_lines(params: Any) -> list[str]:
+    """One line per parameter: scalars as values, arrays summarized."""
+    if not isinstance(params, Mapping):
+        return [_short(params)]
+    lines = [f"{key} = {_short(value)}" for key, value in _leaves(params)]
+    if len(lines) > _MAX_PARAMS:
+        lines = [*lines[:_MAX_PARAMS], f"... {len(lines) - _MAX_PARAMS} more"]
+    return lines
+
+
+def _leaves(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in params.items():
+        path = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.extend(_leaves(value, path))
+        else:
+            out.append((path, value))
+    return out
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        flat = [v for _, v in flatten_scalars(list(value), max_list=10**9)]
+        numbers = [v for v in flat if isinstance(v, int | float) and not isinstance(v, bool)]
+        if len(flat) <= 6:
+            return "[" + ", ".join(format_value(v) for v in flat) + "]"
+        if numbers:
+            finite = [float(v) for v in numbers if math.isfinite(v)]
+            stats = f", min {min(finite):.4g}, max {max(finite):.4g}" if finite else ""
+            return f"[{len(flat)} values{stats}]"
+        return f"[{len(flat)} values]"
+    return format_value(value)
