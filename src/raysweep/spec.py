@@ -33,6 +33,7 @@ from raysweep._objective_import import load_objective
 from raysweep.constraints import ConstraintSet
 from raysweep.errors import SpecError
 from raysweep.hints import SchedulerHints
+from raysweep.plan import is_valid_name
 from raysweep.searchers import make_searcher
 from raysweep.space import SearchSpace
 from raysweep.stopping import Stop
@@ -321,16 +322,12 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-#: Experiment names are folder names; the same rule as :func:`raysweep.run`.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
 def _check_name(value: Any) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not is_valid_name(value):
         raise SpecError(
             f"expected a folder name of letters, digits, '.', '_' or '-', got {_describe(value)}"
         )
-    return value
+    return str(value)
 
 
 def _default_name(file: Path) -> str:
