@@ -9,6 +9,8 @@ stored.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -196,6 +198,7 @@ def _execute(
             )
     study.stage_meta("status", "running")
     study.stage_meta("started_at", now)
+    study.stage_meta("driver", {"pid": os.getpid(), "host": socket.gethostname()})
     study.flush()
     info = ExperimentInfo(
         name=plan.name,

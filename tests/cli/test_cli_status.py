@@ -211,3 +211,24 @@ def test_export_of_a_gradient_run(tmp_path: Path, fmt: str) -> None:
     assert frame.loc[1, "timings/step_s"] == 2.5
     assert frame.loc[0, "simulators_run"] == "sim.0;sim.1"
     assert not any(column.startswith("params/table") for column in frame.columns)
+
+
+def test_status_shows_interrupted_when_driver_is_gone(tmp_path: Path) -> None:
+    """A 'running' experiment whose driver process died (e.g. SIGKILL) shows as interrupted."""
+    import socket
+    import subprocess
+    import sys
+
+    store = sweep_store(tmp_path / "exp")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.commit(
+        meta={"status": "running", "driver": {"pid": dead.pid, "host": socket.gethostname()}}
+    )
+    out = CliRunner().invoke(cli, ["status", str(tmp_path / "exp")])
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[0].startswith("hand (sweep): interrupted")
+    assert "--resume" in out.output.splitlines()[0]
+    store.commit(meta={"driver": {"pid": __import__("os").getpid(), "host": socket.gethostname()}})
+    out = CliRunner().invoke(cli, ["status", str(tmp_path / "exp")])
+    assert out.output.splitlines()[0] == "hand (sweep): running"

@@ -8,6 +8,8 @@ block the writer).
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -50,6 +52,22 @@ def status_command(directory: Path) -> None:
         store.close()
 
 
+def driver_alive(driver: Any) -> bool:
+    """Whether the process that wrote ``status: running`` still runs.
+
+    Only a driver on this host can be checked; one elsewhere is assumed alive.
+    """
+    if not isinstance(driver, dict) or driver.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(driver["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, TypeError, ValueError):
+        return True
+    return True
+
+
 def render_status(
     store: ExperimentStore, console: Console, directory: str | Path, now: float
 ) -> None:
@@ -58,6 +76,8 @@ def render_status(
     kind = str(spec.get("kind", "sweep"))
     status = store.get_meta("status", "unknown")
     reason = store.get_meta("stop_reason")
+    if status == "running" and not driver_alive(store.get_meta("driver")):
+        status, reason = "interrupted", "its driver is no longer running; continue with --resume"
     title = f"{spec.get('name', '?')} ({kind}): {status}" + (f", {reason}" if reason else "")
     console.print(title, style="bold", markup=False)
     grid = _Lines()
