@@ -1,0 +1,284 @@
+"""One step of a gradient run: the reactive loop over simulator and objective tasks.
+
+The loop keeps ``{ref: what it is}`` for every task in flight, waits for any of
+them, and after each completion dispatches every objective whose observables are
+now fresh enough. "Fresh enough" is a generation number per simulator: each
+launch of a simulator gets the next generation, and each objective records the
+generation it needs of every simulator it reads. That one rule covers the first
+dispatch, observables kept from earlier steps (objectives that reuse), and the
+not-ready path (ask for a generation newer than the one that was rejected).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from raysweep.errors import StepFailedError
+from raysweep.gradient import _ray_exec as rx
+from raysweep.gradient.trees import tree_leaves
+from raysweep.gradient.units import NotReady, Objective, ObjectiveResult, Simulator
+
+__all__ = ["MAX_ATTEMPTS", "SimulatorSlot", "StepEngine", "StepResult"]
+
+#: Computations of one objective per step; a NotReady on the last one fails the step.
+MAX_ATTEMPTS = 2
+
+
+class TaskKind(enum.Enum):
+    """What a ref in flight belongs to."""
+
+    SIMULATOR = "simulator"
+    OBJECTIVE = "objective"
+
+
+@dataclass(slots=True)
+class SimulatorSlot:
+    """A simulator and what the driver keeps of it between steps."""
+
+    simulator: Simulator
+    options: dict[str, Any]
+    retries: int
+    state: Any = None
+    refs: dict[str, Any] | None = None  # qualified observable name -> ref, last completed run
+    done_gen: int = 0  # generation of ``refs``; 0 = none yet
+    launched_gen: int = 0
+    inflight: tuple[dict[str, Any], Any] | None = None
+    failures: int = 0
+    launcher: rx.Launcher | None = None
+
+
+@dataclass(slots=True)
+class _ObjectiveSlot:
+    objective: Objective
+    launcher: rx.Launcher
+    retries: int
+    sims: list[str]
+    needs: dict[str, int] = field(default_factory=dict)
+    attempts: int = 0
+    failures: int = 0
+    inflight: Any = None
+    inflight_refs: dict[str, Any] = field(default_factory=dict)
+    result: ObjectiveResult | None = None
+
+
+@dataclass(slots=True)
+class StepResult:
+    """What one step produced, before the gradient update."""
+
+    results: dict[str, ObjectiveResult]
+    simulators_s: dict[str, float]
+    objectives_s: dict[str, float]
+    simulators_run: list[str]
+    not_ready_retries: int
+    wall_s: float
+
+
+class StepEngine:
+    """Runs steps; holds the simulator slots (states, latest refs) across steps.
+
+    Args:
+        simulators: name -> slot.
+        objectives: in the order of the aggregation.
+        objective_options: name -> Ray task options.
+        producer: qualified observable name -> simulator name.
+        retries: name -> how often a unit whose user code raised is re-run.
+        on_event: receives ``(kind, data)`` for retries and not-ready answers.
+    """
+
+    def __init__(
+        self,
+        simulators: Mapping[str, SimulatorSlot],
+        objectives: Sequence[Objective],
+        objective_options: Mapping[str, dict[str, Any]],
+        producer: Mapping[str, str],
+        retries: Mapping[str, int],
+        on_event: Callable[[str, Mapping[str, Any]], None],
+    ) -> None:
+        self.sims = dict(simulators)
+        self.producer = dict(producer)
+        self.objectives = list(objectives)
+        self.objective_options = dict(objective_options)
+        self.retries = dict(retries)
+        self.on_event = on_event
+        self._launchers: dict[str, rx.Launcher] = {}
+        # A simulator runs every step unless every objective reading it reuses observables.
+        self.every_step = {
+            self.producer[q]
+            for obj in objectives
+            if not obj.reuse_observables
+            for q in obj.required_observables
+        }
+
+    # -- one step -----------------------------------------------------------------------
+    def run_step(self, step: int, params: Any) -> StepResult:
+        """Run simulators and objectives until every objective has a gradient.
+
+        Raises:
+            StepFailedError: a unit failed past its retries, or an objective was
+                still not ready after :data:`MAX_ATTEMPTS` computations.
+        """
+        start = time.perf_counter()
+        self._step = step
+        nbytes = sum(int(getattr(leaf, "nbytes", 8)) for leaf in tree_leaves(params))
+        self._params = rx.share(params, nbytes)
+        self._pending: dict[Any, tuple[TaskKind, str]] = {}
+        self._sim_s: dict[str, float] = {}
+        self._obj_s: dict[str, float] = {}
+        self._ran: list[str] = []
+        self._retries_nr = 0
+        if not self._launchers:  # once per run, when Ray is up
+            for sim in self.sims.values():
+                sim.launcher = rx.prepare_simulator(sim.simulator, sim.options)
+            for obj in self.objectives:
+                self._launchers[obj.name] = rx.prepare_objective(
+                    obj, self.objective_options[obj.name]
+                )
+        slots = [
+            _ObjectiveSlot(
+                objective=obj,
+                launcher=self._launchers[obj.name],
+                retries=self.retries[obj.name],
+                sims=list(dict.fromkeys(self.producer[q] for q in obj.required_observables)),
+            )
+            for obj in self.objectives
+        ]
+        self._objs = {slot.objective.name: slot for slot in slots}
+        for sim in self.sims.values():
+            sim.failures = 0
+        try:
+            for slot in slots:
+                for name in slot.sims:
+                    sim = self.sims[name]
+                    fresh = name in self.every_step or sim.refs is None
+                    slot.needs[name] = self._launch(name) if fresh else sim.done_gen
+            self._dispatch_ready()
+            while any(slot.result is None for slot in slots):
+                ready = rx.wait_any(list(self._pending))
+                for ref, outcome in zip(ready, rx.fetch_all(ready), strict=True):
+                    kind, name = self._pending.pop(ref)
+                    if kind is TaskKind.SIMULATOR:
+                        self._simulator_done(name, outcome)
+                    else:
+                        self._objective_done(name, outcome)
+                self._dispatch_ready()
+        except BaseException:
+            rx.cancel(list(self._pending))
+            for sim in self.sims.values():
+                sim.inflight = None
+            raise
+        return StepResult(
+            results={s.objective.name: s.result for s in slots if s.result is not None},
+            simulators_s=self._sim_s,
+            objectives_s=self._obj_s,
+            simulators_run=self._ran,
+            not_ready_retries=self._retries_nr,
+            wall_s=time.perf_counter() - start,
+        )
+
+    def _launch(self, name: str) -> int:
+        """Start a fresh run of a simulator (or join the one in flight); its generation."""
+        sim = self.sims[name]
+        if sim.inflight is None:
+            sim.launched_gen += 1
+            self._submit_simulator(sim)
+        return sim.launched_gen
+
+    def _submit_simulator(self, sim: SimulatorSlot) -> None:
+        assert sim.launcher is not None  # internal invariant: prepared at the first step
+        obs_refs, done_ref = rx.submit_simulator(sim.launcher, self._params, sim.state)
+        sim.inflight = (obs_refs, done_ref)
+        self._pending[done_ref] = (TaskKind.SIMULATOR, sim.simulator.name)
+
+    def _simulator_done(self, name: str, outcome: Any) -> None:
+        sim = self.sims[name]
+        assert sim.inflight is not None  # internal invariant: a pending sim ref is in flight
+        if isinstance(outcome, rx.TaskFailed):
+            sim.inflight = None
+            if outcome.retryable and sim.failures < sim.retries:
+                sim.failures += 1
+                self.on_event(
+                    "retry",
+                    {
+                        "step": self._step,
+                        "unit": name,
+                        "error": outcome.message,
+                        "attempt": sim.failures,
+                    },
+                )
+                self._submit_simulator(sim)
+                return
+            tries = sim.failures + 1
+            raise StepFailedError(
+                f"step {self._step}: simulator {name!r} failed after {tries} "
+                f"attempt(s): {outcome.message}"
+            )
+        obs_refs, _ = sim.inflight
+        sim.inflight = None
+        sim.state = outcome.state
+        sim.refs = {sim.simulator.observable(obs): r for obs, r in obs_refs.items()}
+        sim.done_gen = sim.launched_gen
+        self._sim_s[name] = self._sim_s.get(name, 0.0) + outcome.elapsed_s
+        self._ran.append(name)
+
+    def _dispatch_ready(self) -> None:
+        for slot in self._objs.values():
+            if slot.result is not None or slot.inflight is not None:
+                continue
+            if all(self.sims[n].done_gen >= gen for n, gen in slot.needs.items()):
+                slot.attempts += 1
+                refs: dict[str, Any] = {}
+                for q in slot.objective.required_observables:
+                    sim_refs = self.sims[self.producer[q]].refs
+                    assert sim_refs is not None  # internal invariant: done_gen >= 1
+                    refs[q] = sim_refs[q]
+                self._submit_objective(slot, refs)
+
+    def _submit_objective(self, slot: _ObjectiveSlot, refs: dict[str, Any]) -> None:
+        slot.inflight_refs = refs
+        slot.inflight = rx.submit_objective(slot.launcher, self._params, refs)
+        self._pending[slot.inflight] = (TaskKind.OBJECTIVE, slot.objective.name)
+
+    def _objective_done(self, name: str, outcome: Any) -> None:
+        slot = self._objs[name]
+        slot.inflight = None
+        if isinstance(outcome, rx.TaskFailed):
+            if outcome.retryable and slot.failures < slot.retries:
+                slot.failures += 1
+                self.on_event(
+                    "retry",
+                    {
+                        "step": self._step,
+                        "unit": name,
+                        "error": outcome.message,
+                        "attempt": slot.failures,
+                    },
+                )
+                self._submit_objective(slot, slot.inflight_refs)
+                return
+            raise StepFailedError(
+                f"step {self._step}: objective {name!r} failed after "
+                f"{slot.failures + 1} attempt(s): {outcome.message}"
+            )
+        self._obj_s[name] = self._obj_s.get(name, 0.0) + outcome.elapsed_s
+        result = outcome.result
+        if isinstance(result, NotReady):
+            reason = result.reason or "no reason given"
+            if slot.attempts >= MAX_ATTEMPTS:
+                raise StepFailedError(
+                    f"step {self._step}: objective {name!r} still not ready "
+                    f"after {slot.attempts} attempts: {reason}"
+                )
+            self._retries_nr += 1
+            self.on_event(
+                "not_ready",
+                {"step": self._step, "objective": name, "reason": reason, "rerun": slot.sims},
+            )
+            # Newer than what was rejected: join a run in flight or start a fresh one.
+            for sim_name in slot.sims:
+                slot.needs[sim_name] = self._launch(sim_name)
+            return
+        slot.result = result
