@@ -138,3 +138,33 @@ def test_gradient_steps_and_checkpoint(tmp_path: Path) -> None:
     assert latest is not None
     assert (latest.step, latest.checkpoint["params"]) == (1, {"w": 0.5})
     assert [s.data["loss"] for s in store.steps()] == [2.0, 1.0]
+
+
+def _create(directory: str) -> None:
+    try:
+        SQLiteStore.create(directory, {"kind": "sweep", "name": "race"})
+    except ExperimentExistsError:
+        raise SystemExit(3) from None
+
+
+def test_concurrent_creation_has_one_winner(tmp_path: Path) -> None:
+    """Two processes creating the same experiment: one succeeds, the other gets 'exists'."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_create, args=(str(tmp_path / "exp"),)) for _ in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    assert sorted(p.exitcode for p in procs) == [0, 3]
+    assert SQLiteStore.open(tmp_path / "exp").read_spec()["name"] == "race"
+    assert [p.name for p in (tmp_path / "exp").iterdir() if "creating" in p.name] == []
+
+
+def test_new_store_is_complete_when_it_appears(tmp_path: Path) -> None:
+    """The moment experiment.db exists, it already holds its tables and spec."""
+    store = _store(tmp_path)
+    reader = SQLiteStore.open(tmp_path / "exp", readonly=True)
+    assert reader.read_spec()["name"] == "exp"
+    assert reader.trials() == []
+    assert reader.steps() == []
+    store.close()

@@ -11,6 +11,7 @@ drop the last transactions, and even then the file is never corrupted.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -66,6 +67,13 @@ CREATE TABLE IF NOT EXISTS steps (
 _UPDATABLE = ("started_at", "ended_at", "node", "attempts")
 
 
+def _exists(path: Path) -> ExperimentExistsError:
+    return ExperimentExistsError(
+        f"an experiment already exists at {path.parent}; pass resume=True "
+        f"(CLI: --resume) to continue it, or choose another name or storage"
+    )
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
@@ -104,24 +112,39 @@ class SQLiteStore(ExperimentStore):
 
     @classmethod
     def create(cls, directory: str | Path, spec: Mapping[str, Any]) -> SQLiteStore:
-        """Create a new experiment; refuses if one is already stored there."""
+        """Create a new experiment; refuses if one is already stored there.
+
+        The database is built complete (tables and spec) under a temporary name
+        and then hard-linked into place: a reader never sees a half-made file,
+        and of two processes creating the same experiment exactly one wins.
+        """
         path = cls.db_path(directory)
         if path.exists():
-            raise ExperimentExistsError(
-                f"an experiment already exists at {path.parent}; pass resume=True "
-                f"(CLI: --resume) to continue it, or choose another name or storage"
-            )
+            raise _exists(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        store = cls(path, cls._connect(path, readonly=False), readonly=False)
-        store._conn.executescript(_SCHEMA)
-        with store._transaction() as cur:
-            cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            cur.execute("INSERT INTO meta (key, value) VALUES ('spec', ?)", (_dumps(dict(spec)),))
-            cur.execute(
+        draft = path.with_name(f".{path.name}.{os.getpid()}.creating")
+        draft.unlink(missing_ok=True)
+        conn = sqlite3.connect(draft, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("INSERT INTO meta (key, value) VALUES ('spec', ?)", (_dumps(dict(spec)),))
+            conn.execute(
                 "INSERT INTO events (time, kind, trial_id, data) VALUES (?, 'created', NULL, '{}')",
                 (time.time(),),
             )
-        return store
+            conn.execute("COMMIT")
+        finally:
+            conn.close()  # the last close checkpoints the WAL into the file
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            raise _exists(path) from None
+        finally:
+            draft.unlink(missing_ok=True)
+        return cls(path, cls._connect(path, readonly=False), readonly=False)
 
     @classmethod
     def open(cls, directory: str | Path, *, readonly: bool = False) -> SQLiteStore:
