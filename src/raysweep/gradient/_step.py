@@ -198,24 +198,11 @@ class StepEngine:
         assert sim.inflight is not None  # internal invariant: a pending sim ref is in flight
         if isinstance(outcome, rx.TaskFailed):
             sim.inflight = None
-            if outcome.retryable and sim.failures < sim.retries:
-                sim.failures += 1
-                self.on_event(
-                    "retry",
-                    {
-                        "step": self._step,
-                        "unit": name,
-                        "error": outcome.message,
-                        "attempt": sim.failures,
-                    },
-                )
-                self._submit_simulator(sim)
-                return
-            tries = sim.failures + 1
-            raise StepFailedError(
-                f"step {self._step}: simulator {name!r} failed after {tries} "
-                f"attempt(s): {outcome.message}"
+            sim.failures = self._retry_or_fail(
+                "simulator", name, outcome, sim.failures, sim.retries
             )
+            self._submit_simulator(sim)
+            return
         obs_refs, _ = sim.inflight
         sim.inflight = None
         sim.state = outcome.state
@@ -223,6 +210,23 @@ class StepEngine:
         sim.done_gen = sim.launched_gen
         self._sim_s[name] = self._sim_s.get(name, 0.0) + outcome.elapsed_s
         self._ran.append(name)
+
+    def _retry_or_fail(
+        self, kind: str, name: str, outcome: rx.TaskFailed, failures: int, limit: int
+    ) -> int:
+        """The failure count after recording a retry of a failed unit, or
+        :class:`StepFailedError` when it may not be retried (any more)."""
+        if not (outcome.retryable and failures < limit):
+            raise StepFailedError(
+                f"step {self._step}: {kind} {name!r} failed after {failures + 1} "
+                f"attempt(s): {outcome.message}"
+            )
+        failures += 1
+        self.on_event(
+            "retry",
+            {"step": self._step, "unit": name, "error": outcome.message, "attempt": failures},
+        )
+        return failures
 
     def _dispatch_ready(self) -> None:
         for slot in self._objs.values():
@@ -246,23 +250,11 @@ class StepEngine:
         slot = self._objs[name]
         slot.inflight = None
         if isinstance(outcome, rx.TaskFailed):
-            if outcome.retryable and slot.failures < slot.retries:
-                slot.failures += 1
-                self.on_event(
-                    "retry",
-                    {
-                        "step": self._step,
-                        "unit": name,
-                        "error": outcome.message,
-                        "attempt": slot.failures,
-                    },
-                )
-                self._submit_objective(slot, slot.inflight_refs)
-                return
-            raise StepFailedError(
-                f"step {self._step}: objective {name!r} failed after "
-                f"{slot.failures + 1} attempt(s): {outcome.message}"
+            slot.failures = self._retry_or_fail(
+                "objective", name, outcome, slot.failures, slot.retries
             )
+            self._submit_objective(slot, slot.inflight_refs)
+            return
         self._obj_s[name] = self._obj_s.get(name, 0.0) + outcome.elapsed_s
         result = outcome.result
         if isinstance(result, NotReady):
