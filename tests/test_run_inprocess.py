@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 import raysweep as rs
+from raysweep.constraints import ConstraintSet
 from raysweep.execution import FakeClock, InProcessBackend
 from raysweep.searchers import RandomSearcher
 from raysweep.store import SQLiteStore
+from raysweep.study import Study
 from raysweep.trial import Trial, TrialState
 
 SPACE = {"x": rs.uniform(-2.0, 2.0), "n": rs.randint(1, 3), "tag": "fixed"}
@@ -285,3 +287,23 @@ def test_callbacks_see_every_event(storage: Path) -> None:
     assert recorder.calls[-1] == "end:8"
     assert recorder.calls.count("trial_start") == 8
     assert recorder.calls.count("complete") + recorder.calls.count("error") == 8
+
+
+def test_rerun_attempt_clears_the_previous_outcome(storage: Path) -> None:
+    """A re-run trial starts clean: no stale error, end time or report series in the store."""
+    clock = FakeClock()
+    backend = InProcessBackend(concurrency=1, clock=clock, duration=lambda c: 30.0)
+    _run(storage, clock=clock, backend=backend, num_trials=3, stop={"time_budget_s": 40.0})
+    abandoned = SQLiteStore.open(storage / "exp").trials([TrialState.ABANDONED])
+    assert abandoned
+    assert abandoned[0].error
+    assert abandoned[0].ended_at is not None
+    study_store = SQLiteStore.open(storage / "exp")
+    space = rs.SearchSpace.from_any(SPACE)
+    study = Study(study_store, RandomSearcher(), space, ConstraintSet([], space), "loss", "min", 3)
+    study.restart(abandoned[0].trial_id, now=clock.now())
+    study.flush()
+    again = study_store.get_trial(abandoned[0].trial_id)
+    assert again.state is TrialState.RUNNING
+    assert (again.error, again.ended_at, again.intermediate) == (None, None, ())
+    assert again.attempts == abandoned[0].attempts + 1

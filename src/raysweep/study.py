@@ -111,8 +111,9 @@ class Study:
             attempts=1,
         )
         self.trials[trial_id] = trial
-        self._new.append(NewTrial(trial_id, trial.config, TrialState.RUNNING, now))
-        self._updates.append(TrialUpdate(trial_id, started_at=now, attempts=1))
+        self._new.append(
+            NewTrial(trial_id, trial.config, TrialState.RUNNING, now, started_at=now, attempts=1)
+        )
         self._meta["searcher_state"] = {
             "name": self.searcher.name,
             "state": self.searcher.state_dict(),
@@ -126,11 +127,10 @@ class Study:
             trial_id,
             state=TrialState.RUNNING,
             metrics={},
-            clear_error=True,
             started_at=now,
             attempts=old.attempts + 1,
             replace_reports=True,
-            ended_at=None,
+            clear=("error", "ended_at"),
         )
 
     def report(self, trial_id: int, report: Mapping[str, Any]) -> Trial | None:
@@ -169,30 +169,30 @@ class Study:
         *,
         reports: Sequence[Mapping[str, Any]] | None = None,
         replace_reports: bool = False,
-        clear_error: bool = False,
+        clear: Sequence[str] = (),
         **fields: Any,
     ) -> Trial:
-        old = self.trials[trial_id]
-        changes = {k: v for k, v in fields.items() if v is not None or k in ("ended_at", "error")}
-        if clear_error:
-            changes["error"] = None
+        """Apply ``fields`` (``None`` = unchanged) and ``clear`` (reset to ``None``)
+        to the in-memory record and stage the same change for the store."""
+        changes = {k: v for k, v in fields.items() if v is not None}
+        changes.update(dict.fromkeys(clear))
         if replace_reports:
             changes["intermediate"] = tuple(dict(r) for r in reports or ())
-        new = dataclasses.replace(old, **changes)
+        new = dataclasses.replace(self.trials[trial_id], **changes)
         self.trials[trial_id] = new
         self._updates.append(
             TrialUpdate(
                 trial_id,
-                state=new.state,
+                state=fields.get("state"),
                 metrics=fields.get("metrics"),
-                error=new.error,
-                clear_error=new.error is None and (clear_error or old.error is not None),
+                error=fields.get("error"),
                 started_at=fields.get("started_at"),
                 ended_at=fields.get("ended_at"),
                 node=fields.get("node"),
                 attempts=fields.get("attempts"),
                 reports=list(reports or ()),
                 replace_reports=replace_reports,
+                clear=frozenset(clear),
             )
         )
         if new.state is TrialState.COMPLETED:

@@ -26,6 +26,8 @@ class NewTrial:
     config: Mapping[str, Any]
     state: TrialState = TrialState.PENDING
     created_at: float = 0.0
+    started_at: float | None = None
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +35,9 @@ class TrialUpdate:
     """A change of one trial; ``None`` fields are left as stored.
 
     ``reports`` are appended to the trial's intermediate series; ``replace_reports``
-    first clears the series (a re-run attempt starts a new series).
+    first clears the series (a re-run attempt starts a new series). ``clear`` names
+    columns to reset to NULL (``"error"``, ``"ended_at"``, ``"node"``), which a
+    ``None`` field cannot express.
     """
 
     trial_id: int
@@ -46,7 +50,7 @@ class TrialUpdate:
     attempts: int | None = None
     reports: Sequence[Mapping[str, Any]] = ()
     replace_reports: bool = False
-    clear_error: bool = False
+    clear: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

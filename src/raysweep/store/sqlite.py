@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS steps (
 """
 
 _UPDATABLE = ("started_at", "ended_at", "node", "attempts")
+_CLEARABLE = ("error", "ended_at", "node")
 
 
 def _exists(path: Path) -> ExperimentExistsError:
@@ -250,9 +251,17 @@ class SQLiteStore(ExperimentStore):
         with self._transaction() as cur:
             if new:
                 cur.executemany(
-                    "INSERT INTO trials (trial_id, state, config, created_at) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO trials (trial_id, state, config, created_at, started_at, "
+                    "attempts) VALUES (?, ?, ?, ?, ?, ?)",
                     [
-                        (t.trial_id, t.state.value, _dumps(dict(t.config)), t.created_at)
+                        (
+                            t.trial_id,
+                            t.state.value,
+                            _dumps(dict(t.config)),
+                            t.created_at,
+                            t.started_at,
+                            t.attempts,
+                        )
                         for t in new
                     ],
                 )
@@ -271,9 +280,13 @@ class SQLiteStore(ExperimentStore):
         if u.metrics is not None:
             sets.append("metrics = ?")
             args.append(_dumps(dict(u.metrics)))
-        if u.error is not None or u.clear_error:
+        if u.error is not None:
             sets.append("error = ?")
             args.append(u.error)
+        for name in sorted(u.clear):
+            if name not in _CLEARABLE:
+                raise RaysweepError(f"cannot clear trial column {name!r}; one of {_CLEARABLE}")
+            sets.append(f"{name} = NULL")
         for name in _UPDATABLE:
             value = getattr(u, name)
             if value is not None:
