@@ -27,7 +27,7 @@ def sleepy(config: Mapping[str, Any]) -> dict[str, float]:
 
 def report_then_wait(config: Mapping[str, Any]) -> float:
     raysweep.report(step=0, loss=5.0)
-    time.sleep(1.5)
+    time.sleep(3.0)  # well above the inbox actor's start-up, even on a loaded machine
     return 1.0
 
 
