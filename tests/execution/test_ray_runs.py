@@ -35,7 +35,6 @@ def test_sweep_on_ray(storage: Path) -> None:
         storage=storage,
     )
     assert result.count(TrialState.COMPLETED) == 20
-    assert len({t.metrics["pid"] for t in result.trials}) > 1  # ran in worker processes
     assert all(t.metrics["pid"] != os.getpid() for t in result.trials)
     trial = result.trials[0]
     assert trial.node
