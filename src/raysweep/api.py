@@ -175,7 +175,8 @@ def _execute(
     mode: Literal["min", "max"],
     num_trials: int | None,
 ) -> Result:
-    stored = store.trials()
+    study = Study(store, plan.searcher, plan.space, plan.constraints, metric, mode, num_trials)
+    stored = [study.trials[i] for i in sorted(study.trials)]
     in_space = [
         t
         for t in stored
@@ -185,13 +186,13 @@ def _execute(
     if resumed and isinstance(saved, dict) and saved.get("name") == plan.searcher.name:
         plan.searcher.load_state_dict(saved.get("state") or {})
     plan.searcher.restore(in_space)
-    study = Study(store, plan.searcher, plan.space, plan.constraints, metric, mode, num_trials)
-    outside = {t.trial_id for t in stored} - {t.trial_id for t in in_space}
     now = clock.now()
-    for trial_id in sorted(outside):
-        if study.trials[trial_id].state.needs_rerun():
+    # Unfinished trials a forced change left outside the space cannot be re-run.
+    inside = {t.trial_id for t in in_space}
+    for trial in stored:
+        if trial.trial_id not in inside and trial.state.needs_rerun():
             study.end(
-                trial_id,
+                trial.trial_id,
                 TrialState.FAILED,
                 "configuration is outside the search space after a forced change",
                 now,
