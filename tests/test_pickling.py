@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 import raysweep as rs
-from raysweep.execution import TrialFinished, TrialLost, TrialReported
-from raysweep.execution._worker import execute_trial
-from raysweep.space import SearchSpace
+from raysweep.sweep.execution import TrialFinished, TrialLost, TrialReported
+from raysweep.sweep.execution._worker import execute_trial
+from raysweep.sweep.space import SearchSpace
 from raysweep.trial import Trial, TrialState
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "RaysweepError",
     "SpecError",
     "StepFailedError",
+    "StoreError",
     "TooManyFailuresError",
 ]
 
@@ -70,6 +71,13 @@ class TooManyFailuresError(RaysweepError):
 class StepFailedError(RaysweepError):
     """Raised by the gradient optimizer when a step cannot complete: a simulator
     failed past its retries, or an objective stayed not ready."""
+
+
+class StoreError(RaysweepError):
+    """Raised when an experiment store cannot be read or written as asked: the file
+    is damaged, empty or not a raysweep experiment, was written by a newer
+    raysweep, or sits where this process may not read it. The message names the
+    file and what is wrong, in one line; the file is left as it was."""
 
 
 class MissingExtraError(RaysweepError, ImportError):

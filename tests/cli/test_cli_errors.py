@@ -147,8 +147,8 @@ def test_resume_of_a_missing_experiment(tmp_path: Path) -> None:
 
 def _existing_experiment(tmp_path: Path) -> Path:
     """A stored experiment of 3 trials (x in [0, 2]), run in-process without Ray."""
-    from raysweep.api import run
-    from raysweep.execution import InProcessBackend
+    from raysweep.sweep.api import run
+    from raysweep.sweep.execution import InProcessBackend
 
     run(
         lambda config: (config["x"] - 1.0) ** 2,
@@ -224,19 +224,19 @@ def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
 def _invoke_with_run_raising(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, exc: BaseException, create: bool = False
 ) -> Any:
-    """Invoke ``raysweep run`` in-process with raysweep.api.run raising ``exc``."""
+    """Invoke ``raysweep run`` in-process with raysweep.sweep.api.run raising ``exc``."""
     from click.testing import CliRunner
 
-    import raysweep.api
+    import raysweep.sweep.api
     from raysweep.cli import cli
 
-    @functools.wraps(raysweep.api.run)  # keeps run()'s signature, which run_kwargs checks
+    @functools.wraps(raysweep.sweep.api.run)  # keeps run()'s signature, which run_kwargs checks
     def failing_run(**kwargs: Any) -> None:
         if create:
             SQLiteStore.create(Path(kwargs["storage"]) / kwargs["name"], {"name": "demo"}).close()
         raise exc
 
-    monkeypatch.setattr(raysweep.api, "run", failing_run)
+    monkeypatch.setattr(raysweep.sweep.api, "run", failing_run)
     monkeypatch.chdir(tmp_path)
     config = sweep_folder(tmp_path)
     return CliRunner().invoke(cli, ["run", config.name, "--storage", "out"])

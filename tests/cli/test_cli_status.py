@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from raysweep.cli import cli
-from raysweep.space import SearchSpace
 from raysweep.store import NewTrial, SQLiteStore, TrialUpdate
+from raysweep.sweep.space import SearchSpace
 from raysweep.trial import TrialState
 
 SPACE = SearchSpace.from_any({"x": {"type": "uniform", "low": 0.0, "high": 2.0}, "tag": "a"})

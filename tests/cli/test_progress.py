@@ -8,9 +8,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from raysweep.callbacks import ExperimentInfo
 from raysweep.cli.progress import ProgressCallback
-from raysweep.result import Result
+from raysweep.objectives import Objectives
+from raysweep.sweep.callbacks import ExperimentInfo
+from raysweep.sweep.result import Result
 from raysweep.trial import Trial, TrialState
 
 
@@ -33,8 +34,7 @@ def info(
     return ExperimentInfo(
         name="demo",
         directory="runs/demo",
-        metric="loss",
-        mode="min",
+        objectives=Objectives.single("loss"),
         num_trials=num_trials,
         counts=counts or {},
         best=best,
@@ -124,8 +124,7 @@ def test_final_summary_line() -> None:
         Result(
             name="demo",
             directory=Path("runs/demo"),
-            metric="loss",
-            mode="min",
+            objectives=Objectives.single("loss"),
             trials=trials,
             stop_reason="num_trials reached",
         )
@@ -185,8 +184,7 @@ def test_live_display_starts_and_stops() -> None:
         Result(
             name="demo",
             directory=Path("runs/demo"),
-            metric="loss",
-            mode="min",
+            objectives=Objectives.single("loss"),
             trials=(done(0, 3.0),),
             stop_reason="num_trials reached",
         )

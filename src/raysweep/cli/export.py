@@ -19,8 +19,8 @@ from typing import Any
 import click
 
 from raysweep.cli._format import flatten_scalars, open_experiment
-from raysweep.result import trials_dataframe
 from raysweep.store import ExperimentStore
+from raysweep.sweep.result import trials_dataframe
 
 __all__ = ["experiment_csv", "experiment_json", "export_command", "to_strict_json"]
 

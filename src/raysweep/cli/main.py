@@ -41,7 +41,7 @@ from raysweep.errors import (
 )
 
 if TYPE_CHECKING:
-    from raysweep.result import Result
+    from raysweep.sweep.result import Result
 
 __all__ = ["Interrupted", "cli", "main"]
 
@@ -205,7 +205,7 @@ def run_command(
     stops it, and --resume continues it.
     """
     from raysweep.cli.progress import ProgressCallback
-    from raysweep.spec import load_sweep_file
+    from raysweep.sweep.sweepfile import load_sweep_file
 
     if force and not resume:
         raise click.UsageError(
@@ -228,7 +228,7 @@ def run_command(
     directory = Path(kwargs["storage"]) / str(kwargs["name"])
     resume_cmd = _resume_command(config, name, storage, address)
 
-    from raysweep.api import run
+    from raysweep.sweep.api import run
 
     try:
         result = run(**kwargs)

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,12 +26,13 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from raysweep.callbacks import Callback, ExperimentInfo
 from raysweep.cli._format import format_config, format_duration, format_value
+from raysweep.objectives import Objectives
+from raysweep.sweep.callbacks import Callback, ExperimentInfo
 from raysweep.trial import Trial, TrialState
 
 if TYPE_CHECKING:
-    from raysweep.result import Result
+    from raysweep.sweep.result import Result
 
 __all__ = ["ProgressCallback"]
 
@@ -78,8 +78,7 @@ class ProgressCallback(Callback):
         self._lock = threading.Lock()
         self._display: Live | None = None
         self._name = ""
-        self._metric = "loss"
-        self._mode = "min"
+        self._objectives = Objectives.single("loss")
         self._total: int | None = None
         self._started = clock()
         self._done_before = 0
@@ -95,7 +94,7 @@ class ProgressCallback(Callback):
     # -- hooks ------------------------------------------------------------------------
     def on_experiment_start(self, info: ExperimentInfo) -> None:
         with self._lock:
-            self._name, self._metric, self._mode = info.name, info.metric, info.mode
+            self._name, self._objectives = info.name, info.objectives
             self._total = info.num_trials
             self._started = self._clock()
             self._completed = info.counts.get(TrialState.COMPLETED, 0)
@@ -112,7 +111,7 @@ class ProgressCallback(Callback):
             )
             self._display.start()
             return
-        goal = f"{'minimizing' if info.mode == 'min' else 'maximizing'} {info.metric}"
+        goal = info.objectives.describe(ongoing=True)
         planned = f"{info.num_trials} trials" if info.num_trials else "until a stop condition"
         resumed = f", resumed with {self._done_before} done" if info.resumed else ""
         self._print(
@@ -137,8 +136,7 @@ class ProgressCallback(Callback):
             new_best = self._is_better(trial)
             if new_best:
                 self._best = trial
-        value = trial.metrics.get(self._metric)
-        what = f"trial {trial.trial_id} completed {self._metric}={format_value(value)}"
+        what = f"trial {trial.trial_id} completed {self._score(trial)}"
         if new_best:
             self._line(f"{what}; new best: {format_config(trial.config)}", force=True)
         else:
@@ -203,8 +201,7 @@ class ProgressCallback(Callback):
         )
         parts: list[RenderableType] = [head, counts]
         if best is not None:
-            value = format_value(best.metrics.get(self._metric))
-            what = f"trial {best.trial_id}  {self._metric}={value}  {format_config(best.config)}"
+            what = f"trial {best.trial_id}  {self._score(best)}  {format_config(best.config)}"
             parts.append(Text.assemble(("best ", "bold green"), what))
         if running:
             table = Table(box=None, padding=(0, 2), show_edge=False, header_style="dim")
@@ -227,21 +224,22 @@ class ProgressCallback(Callback):
         return remaining * elapsed / self._finished_now
 
     def _is_better(self, trial: Trial) -> bool:
-        value = trial.metrics.get(self._metric)
-        if not isinstance(value, int | float) or not math.isfinite(value):
-            return False
-        if self._best is None:
-            return True
-        best = self._best.metrics[self._metric]
-        return value < best if self._mode == "min" else value > best
+        value = self._objectives.value(trial)
+        best = None if self._best is None else self._objectives.value(self._best)
+        return value is not None and self._objectives.improves(value, best)
+
+    def _score(self, trial: Trial) -> str:
+        """``loss=0.1234`` for the optimized metric(s) of ``trial``."""
+        return format_config({m.name: trial.metrics.get(m.name) for m in self._objectives})
 
     def _best_text(self) -> str:
         if self._best is None:
             return "no best yet"
-        return (
-            f"best {format_value(self._best.metrics.get(self._metric))} "
-            f"(trial {self._best.trial_id})"
-        )
+        if len(self._objectives) == 1:
+            score = format_value(self._best.metrics.get(self._objectives.metric))
+        else:
+            score = self._score(self._best)
+        return f"best {score} (trial {self._best.trial_id})"
 
     # -- plain lines ------------------------------------------------------------------
     def _line(self, text: str, *, force: bool = False) -> bool:

@@ -13,7 +13,7 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import click
 from rich.console import Console
@@ -26,7 +26,7 @@ from raysweep.cli._format import (
     format_value,
     open_experiment,
 )
-from raysweep.result import best_trial
+from raysweep.objectives import Objectives
 from raysweep.store import ExperimentStore, StepRecord
 from raysweep.trial import Trial, TrialState
 
@@ -134,14 +134,12 @@ def _when(value: Any, now: float) -> str:
 
 
 def _sweep(grid: _Lines, spec: Mapping[str, Any], store: ExperimentStore, now: float) -> None:
-    metric = str(spec.get("metric", "loss"))
-    mode: Literal["min", "max"] = "max" if spec.get("mode") == "max" else "min"
+    objectives = Objectives.parse(spec.get("metric", "loss"), spec.get("mode", "min"))
     searcher = spec.get("searcher") or {}
     searcher_name = searcher.get("name", "?") if isinstance(searcher, Mapping) else searcher
     grid.row(
         "objective",
-        f"{spec.get('objective', '?')}, {'minimize' if mode == 'min' else 'maximize'} "
-        f"{metric}, searcher {searcher_name}",
+        f"{spec.get('objective', '?')}, {objectives.describe()}, searcher {searcher_name}",
     )
     trials = store.trials()
     counts = store.count_by_state()
@@ -149,9 +147,10 @@ def _sweep(grid: _Lines, spec: Mapping[str, Any], store: ExperimentStore, now: f
     head = f"{len(trials)} of {planned}" if planned else f"{len(trials)}"
     parts = [f"{counts[s]} {s.value.lower()}" for s in TrialState if counts.get(s)]
     grid.row("trials", f"{head}: {', '.join(parts)}" if parts else f"{head}: none yet")
-    best = best_trial(trials, metric, mode)
+    best = objectives.best(trials)
     if best is not None:
-        grid.row("best", f"trial {best.trial_id}: {metric}={format_value(best.metrics[metric])}")
+        score = format_config({m.name: best.metrics.get(m.name) for m in objectives})
+        grid.row("best", f"trial {best.trial_id}: {score}")
         grid.row("", format_config(best.config))
     running = [t for t in trials if t.state is TrialState.RUNNING]
     if running:

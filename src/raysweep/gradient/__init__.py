@@ -28,7 +28,7 @@ from raysweep.gradient.optimizer import RayOptimizer
 from raysweep.gradient.output import Callback, OptimizerOutput
 from raysweep.gradient.trees import NonFiniteGradientError, tree_mean, tree_weighted
 from raysweep.gradient.units import NotReady, Objective, ObjectiveResult, Simulator
-from raysweep.hints import SchedulerHints
+from raysweep.resources import SchedulerHints
 
 __all__ = [
     "Callback",

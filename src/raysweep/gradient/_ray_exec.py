@@ -27,7 +27,7 @@ from ray.exceptions import RayError, RayTaskError
 
 from raysweep.errors import RaysweepError, SpecError
 from raysweep.gradient.units import NotReady, Objective, ObjectiveResult, Simulator
-from raysweep.hints import task_env
+from raysweep.resources import task_env
 
 __all__ = [
     "Launcher",

@@ -31,7 +31,7 @@ from raysweep.errors import SpecError
 from raysweep.gradient._lazy import require_jax
 from raysweep.gradient.trees import tree_leaves
 from raysweep.gradient.units import NotReady, Objective, ObjectiveResult
-from raysweep.hints import SchedulerHints
+from raysweep.resources import SchedulerHints
 
 __all__ = ["DiffTReObjective", "SampledTrajectory"]
 

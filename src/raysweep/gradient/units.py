@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from raysweep.errors import SpecError
-from raysweep.hints import SchedulerHints
+from raysweep.resources import SchedulerHints
 
 __all__ = [
     "NotReady",

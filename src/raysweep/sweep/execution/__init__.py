@@ -1,0 +1,40 @@
+"""Where trials run: the backend interface, an in-process backend, and Ray.
+
+``raysweep.sweep.execution.ray_backend`` is imported lazily, so the rest of raysweep
+(and its unit tests) works without starting or even importing Ray.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from raysweep.sweep.execution._base import (
+    Backend,
+    Clock,
+    Event,
+    TrialFinished,
+    TrialLost,
+    TrialReported,
+    WallClock,
+)
+from raysweep.sweep.execution.local import FakeClock, InProcessBackend
+
+__all__ = [
+    "Backend",
+    "Clock",
+    "Event",
+    "FakeClock",
+    "InProcessBackend",
+    "TrialFinished",
+    "TrialLost",
+    "TrialReported",
+    "WallClock",
+    "register_by_value",
+]
+
+
+def register_by_value(module: ModuleType) -> None:
+    """Ship ``module`` to Ray workers by value (see :mod:`raysweep.sweep.execution.ray_backend`)."""
+    from raysweep.sweep.execution.ray_backend import register_by_value as _register
+
+    _register(module)

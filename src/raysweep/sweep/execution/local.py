@@ -1,0 +1,100 @@
+"""An in-process backend: trials run one at a time in the driver, no Ray.
+
+For unit tests of the runner and for debugging an objective with a debugger.
+Submitted trials run lazily, one per :meth:`InProcessBackend.wait`, so the runner
+sees the same submit/wait rhythm as on Ray. An optional ``duration`` function
+advances a fake clock per trial, so time-outs and time budgets are tested
+faster than real time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from raysweep.resources import Resources
+from raysweep.sweep.execution._base import Backend, Clock, Event, TrialFinished, TrialReported
+from raysweep.sweep.execution._worker import execute_trial
+
+__all__ = ["FakeClock", "InProcessBackend"]
+
+
+class FakeClock(Clock):
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.time = start
+
+    def now(self) -> float:
+        return self.time
+
+    def advance(self, seconds: float) -> None:
+        self.time += seconds
+
+
+class InProcessBackend(Backend):
+    """Runs each submitted trial synchronously inside :meth:`wait`.
+
+    Args:
+        concurrency: what :meth:`default_concurrency` answers.
+        clock: a :class:`FakeClock` to advance by ``duration(config)`` per trial.
+        duration: simulated seconds a trial takes (only with a fake clock).
+    """
+
+    def __init__(
+        self,
+        concurrency: int = 1,
+        clock: FakeClock | None = None,
+        duration: Callable[[Mapping[str, Any]], float] | None = None,
+    ) -> None:
+        self._queue: deque[tuple[int, Mapping[str, Any]]] = deque()
+        self._objective: Callable[[dict[str, Any]], Any] | None = None
+        self._metric = "loss"
+        self._concurrency = concurrency
+        self._clock = clock
+        self._duration = duration
+        self.cancelled: list[int] = []
+        self.submitted: list[int] = []
+
+    def prepare(
+        self, objective: Callable[[dict[str, Any]], Any], *, metric: str, hints: Resources
+    ) -> None:
+        self._objective = objective
+        self._metric = metric
+
+    def submit(self, trial_id: int, config: Mapping[str, Any]) -> None:
+        self.submitted.append(trial_id)
+        self._queue.append((trial_id, config))
+
+    def wait(self, timeout: float | None) -> Sequence[Event]:
+        if not self._queue:
+            if self._clock is not None and timeout is not None:
+                self._clock.advance(timeout)
+            return []
+        trial_id, config = self._queue[0]
+        if self._clock is not None and self._duration is not None:
+            needed = self._duration(config)
+            if timeout is not None and needed > timeout:
+                self._clock.advance(timeout)
+                return []
+            self._clock.advance(needed)
+        self._queue.popleft()
+        if self._objective is None:
+            raise RuntimeError("InProcessBackend.prepare() was not called")
+        reported: list[Event] = []
+        payload = execute_trial(
+            self._objective,
+            trial_id,
+            config,
+            self._metric,
+            sink=lambda tid, rep: reported.append(TrialReported(tid, rep)),
+        )
+        return [*reported, TrialFinished(trial_id, payload)]
+
+    def cancel(self, trial_id: int) -> None:
+        self.cancelled.append(trial_id)
+        self._queue = deque(item for item in self._queue if item[0] != trial_id)
+
+    def default_concurrency(self, hints: Resources) -> int:
+        return self._concurrency

@@ -1,0 +1,104 @@
+"""The searcher plugin interface: what to try next.
+
+A searcher proposes configurations; it never runs them and never decides when to
+stop (that is the runner's and the stop conditions' work). One method is
+required, :meth:`Searcher.suggest`; every hook has a no-op default.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from raysweep.objectives import Objectives
+    from raysweep.sweep.space import SearchSpace
+    from raysweep.sweep.space.constraints import ConstraintSet
+    from raysweep.trial import Trial
+
+__all__ = ["SearchContext", "Searcher"]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchContext:
+    """Read-only facts a searcher is set up with before its first suggestion.
+
+    Attributes:
+        space: the search space.
+        constraints: the compiled constraints; a searcher may use them to propose
+            only feasible points (the runner rejects infeasible ones anyway).
+        objectives: what is optimized; ``metric`` and ``mode`` name its primary metric.
+        seed: the experiment seed (``None`` = not reproducible).
+        num_trials: the planned number of trials, when known.
+    """
+
+    space: SearchSpace
+    constraints: ConstraintSet
+    objectives: Objectives
+    seed: int | None
+    num_trials: int | None = None
+
+    @property
+    def metric(self) -> str:
+        """The name of the optimized (primary) metric."""
+        return self.objectives.metric
+
+    @property
+    def mode(self) -> Literal["min", "max"]:
+        """``"min"`` or ``"max"`` for the primary metric."""
+        return self.objectives.mode
+
+
+class Searcher(abc.ABC):
+    """Base class of all searchers.
+
+    Life cycle: ``setup(ctx)`` once; on resume ``load_state_dict(state)`` then
+    ``restore(trials)``; then ``suggest`` / ``on_trial_complete`` /
+    ``on_trial_error`` as trials are proposed and finish. ``state_dict()`` is
+    stored with every new trial, in the same transaction, so a resumed searcher
+    continues its sequence exactly where the crashed one stopped.
+    """
+
+    #: The name under which the CLI and YAML know this searcher.
+    name: str = ""
+
+    def setup(self, ctx: SearchContext) -> None:
+        """Receive the space, constraints and objective before the first suggestion."""
+        self.ctx = ctx
+
+    @abc.abstractmethod
+    def suggest(self, trial_id: int) -> dict[str, Any] | None:
+        """Propose the full configuration for ``trial_id``, or ``None`` when the
+        searcher has nothing more to propose (an exhausted grid)."""
+
+    def on_trial_complete(self, trial: Trial) -> None:  # noqa: B027 - optional hook, no-op by default
+        """A trial COMPLETED; ``trial.metrics[ctx.metric]`` is a finite float."""
+
+    def on_trial_error(self, trial: Trial) -> None:  # noqa: B027 - optional hook, no-op by default
+        """A trial FAILED or was PRUNED; its result is never told as a value."""
+
+    def on_rejected(self, config: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook, no-op by default
+        """The runner rejected ``config`` because it violates a constraint."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serializable state needed to continue the sequence after a resume."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Restore what :meth:`state_dict` returned."""
+
+    def restore(self, trials: Sequence[Trial]) -> None:
+        """Replay stored trials after a resume, in id order.
+
+        The default tells every finished trial through the ordinary hooks, so a
+        model-based searcher rebuilds its model from the history.
+        """
+        from raysweep.trial import TrialState
+
+        for trial in trials:
+            if trial.state is TrialState.COMPLETED:
+                self.on_trial_complete(trial)
+            elif trial.state in (TrialState.FAILED, TrialState.PRUNED):
+                self.on_trial_error(trial)

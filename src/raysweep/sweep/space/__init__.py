@@ -1,0 +1,388 @@
+"""Search spaces: named parameter domains, read from whatever users already have.
+
+A :class:`SearchSpace` is an ordered, validated, immutable mapping of parameter
+names to :mod:`domains <raysweep.sweep.space.domains>` (re-exported here). It is built from
+Python domains, from YAML-style mappings, or from an Ax ``parameters`` list taken
+as it is, so users of those tools can bring their spaces without rewriting them.
+It round-trips through JSON, which is how the store detects a changed space on
+resume and shows what changed (:meth:`SearchSpace.diff`).
+
+Example:
+    >>> space = SearchSpace.from_any({"lr": loguniform(1e-4, 0.1), "act": choice(["relu", "tanh"])})
+    >>> space.from_unit([0.0, 0.99])
+    {'lr': 0.0001, 'act': 'tanh'}
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from raysweep.errors import SpecError
+from raysweep.sweep.space.domains import (
+    Choice,
+    Domain,
+    Fixed,
+    Grid,
+    LogRandInt,
+    LogUniform,
+    QUniform,
+    RandInt,
+    Uniform,
+    choice,
+    grid,
+    lograndint,
+    loguniform,
+    quniform,
+    randint,
+    uniform,
+)
+
+__all__ = [
+    "Choice",
+    "Domain",
+    "Fixed",
+    "Grid",
+    "LogRandInt",
+    "LogUniform",
+    "QUniform",
+    "RandInt",
+    "SearchSpace",
+    "Uniform",
+    "choice",
+    "grid",
+    "lograndint",
+    "loguniform",
+    "quniform",
+    "randint",
+    "uniform",
+]
+
+#: YAML ``type`` -> (domain class, keys besides ``type``, in constructor order).
+_YAML_TYPES: dict[str, tuple[type[Domain], tuple[str, ...]]] = {
+    cls.type_name: (cls, keys)
+    for cls, keys in (
+        (Uniform, ("low", "high")),
+        (LogUniform, ("low", "high")),
+        (RandInt, ("low", "high")),
+        (LogRandInt, ("low", "high")),
+        (QUniform, ("low", "high", "q")),
+        (Choice, ("values",)),
+        (Grid, ("values",)),
+        (Fixed, ("value",)),
+    )
+}
+_AX_REQUIRED = {"range": "bounds", "choice": "values", "fixed": "value"}
+#: Optional Ax keys: ``digits`` and ``sort_values`` are honoured, the rest only say
+#: how Ax models a parameter and change nothing about the values tried.
+_AX_OPTIONAL = (
+    "value_type",
+    "log_scale",
+    "digits",
+    "sort_values",
+    "is_ordered",
+    "is_task",
+    "is_fidelity",
+    "target_value",
+)
+_AX_VALUE_TYPES = ("int", "float", "str", "bool")
+#: Where a unit coordinate of exactly 1 lands: domains map [0, 1).
+_BELOW_ONE = math.nextafter(1.0, 0.0)
+
+
+def _unknown_key(where: str, key: Any, expected: Sequence[str]) -> SpecError:
+    close = difflib.get_close_matches(str(key), expected, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return SpecError(f"{where}: unknown key {key!r}{hint}; expected keys: {', '.join(expected)}")
+
+
+def _yaml_number(value: Any) -> Any:
+    """Read ``"1e-4"`` as a number: YAML 1.1 (PyYAML) loads exponents without a dot
+    as strings, and users write learning rates that way."""
+    if isinstance(value, str):
+        for parse in (int, float):
+            try:
+                return parse(value)
+            except ValueError:
+                pass
+    return value
+
+
+def _domain_from_mapping(name: str, spec: Mapping[str, Any]) -> Domain:
+    """Build a domain from its YAML/JSON form, e.g. ``{type: uniform, low: 0, high: 1}``."""
+    kind = spec.get("type")
+    types = ", ".join(_YAML_TYPES)
+    if kind not in _YAML_TYPES:
+        if kind is None:
+            raise SpecError(
+                f"parameter {name!r} needs a 'type' key, one of: {types} (write a constant "
+                "mapping as {type: fixed, value: {...}})"
+            )
+        raise SpecError(f"parameter {name!r} has unknown type {kind!r}; expected one of: {types}")
+    cls, keys = _YAML_TYPES[kind]
+    expected = ("type", *keys)
+    where = f"parameter {name!r} ({kind})"
+    for key in spec:
+        if key not in expected:
+            raise _unknown_key(where, key, expected)
+    for key in keys:
+        if key not in spec:
+            raise SpecError(f"{where}: missing key {key!r}; expected keys: {', '.join(expected)}")
+    if "values" in keys and not isinstance(spec["values"], list | tuple):
+        raise SpecError(f"{where}: 'values' must be a list, got {spec['values']!r}")
+    args = [spec[k] if k in ("values", "value") else _yaml_number(spec[k]) for k in keys]
+    return cls(*args)
+
+
+def _ax_cast(where: str, value: Any, value_type: str | None) -> Any:
+    """Convert one value the way Ax's ``value_type`` asks, refusing lossy casts."""
+    if value_type is None:
+        return value
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = {
+        "int": number and value == int(value),
+        "float": number,
+        "str": isinstance(value, str | int | float),
+        "bool": isinstance(value, bool),
+    }[value_type]
+    if not ok:
+        raise SpecError(f"{where}: value {value!r} is not a valid {value_type}")
+    return {"int": int, "float": float, "str": str, "bool": bool}[value_type](value)
+
+
+def _ax_domain(name: str, item: Mapping[str, Any]) -> Domain:
+    kind = item["type"]
+    where = f"Ax parameter {name!r} ({kind})"
+    value_type = item.get("value_type")
+    if value_type is not None and value_type not in _AX_VALUE_TYPES:
+        raise SpecError(f"{where}: value_type {value_type!r} must be one of: int, float, str, bool")
+    if kind == "fixed":
+        return Fixed(_ax_cast(where, item["value"], value_type))
+    if kind == "choice":
+        values = item["values"]
+        if not isinstance(values, list | tuple):
+            raise SpecError(f"{where}: 'values' must be a list, got {values!r}")
+        cast = [_ax_cast(where, v, value_type) for v in values]
+        if item.get("sort_values"):
+            try:
+                cast.sort()
+            except TypeError:
+                raise SpecError(
+                    f"{where}: sort_values is set but {values!r} cannot be sorted"
+                ) from None
+        return Choice(tuple(cast))
+    bounds = item["bounds"]
+    if not isinstance(bounds, list | tuple) or len(bounds) != 2:
+        raise SpecError(f"{where}: 'bounds' must be a list [low, high], got {bounds!r}")
+    if value_type in ("str", "bool"):
+        raise SpecError(f"{where}: a range needs value_type int or float, got {value_type!r}")
+    low, high = (v.item() if isinstance(v, np.generic) else v for v in bounds)
+    log = bool(item.get("log_scale", False))
+    both_int = all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high))
+    if value_type == "int" or (value_type is None and both_int):
+        low, high = _ax_cast(where, low, "int"), _ax_cast(where, high, "int")
+        return LogRandInt(low, high) if log else RandInt(low, high)
+    low, high = _ax_cast(where, low, "float"), _ax_cast(where, high, "float")
+    digits = item.get("digits")
+    if digits is None or log:
+        # Rounding a log-scaled value to fixed decimals would collapse its small end
+        # to zero, so `digits` is only honoured on linear ranges.
+        return LogUniform(low, high) if log else Uniform(low, high)
+    if not isinstance(digits, int) or isinstance(digits, bool):
+        raise SpecError(f"{where}: digits={digits!r} must be an integer")
+    # Ax rounds values (and bounds) to `digits` decimals: the same set as this grid.
+    return QUniform(round(low, digits), round(high, digits), 10.0**-digits)
+
+
+def _space_from_ax(items: Sequence[Mapping[str, Any]]) -> dict[str, Domain]:
+    params: dict[str, Domain] = {}
+    for i, item in enumerate(items):
+        name = item.get("name")
+        if not isinstance(name, str):
+            raise SpecError(f"Ax parameter #{i} needs a 'name' string, got {item!r}")
+        if name in params:
+            raise SpecError(f"Ax parameter {name!r} is listed twice")
+        kind = item.get("type")
+        if kind not in _AX_REQUIRED:
+            raise SpecError(
+                f"Ax parameter {name!r}: type {kind!r} must be one of: range, choice, fixed"
+            )
+        expected = ("name", "type", _AX_REQUIRED[kind], *_AX_OPTIONAL)
+        for key in item:
+            if key not in expected:
+                raise _unknown_key(f"Ax parameter {name!r} ({kind})", key, expected)
+        if _AX_REQUIRED[kind] not in item:
+            raise SpecError(f"Ax parameter {name!r} ({kind}): missing key {_AX_REQUIRED[kind]!r}")
+        params[name] = _ax_domain(name, item)
+    return params
+
+
+class SearchSpace(Mapping[str, Domain]):
+    """An ordered mapping of parameter names to domains, validated on construction.
+
+    Parameters that are not :class:`Fixed` are *free*: searchers choose them, one
+    unit coordinate each, in the order given. Names must be Python identifiers so
+    that constraint strings can refer to them.
+
+    Example:
+        >>> space = SearchSpace({"x": uniform(0, 1), "n": randint(1, 3), "tag": Fixed("a")})
+        >>> space.free_names, space.fixed
+        (('x', 'n'), {'tag': 'a'})
+    """
+
+    __slots__ = ("_free", "_params")
+
+    def __init__(self, params: Mapping[str, Domain]) -> None:
+        if not isinstance(params, Mapping):
+            raise SpecError(f"a search space maps names to domains, got {params!r}")
+        for name, domain in params.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise SpecError(
+                    f"parameter name {name!r} must be a Python identifier (letters, digits "
+                    "and _, not starting with a digit), so constraints can refer to it"
+                )
+            if not isinstance(domain, Domain):
+                raise SpecError(
+                    f"parameter {name!r}: {domain!r} is not a Domain; use "
+                    "SearchSpace.from_any() to accept constants and YAML-style mappings"
+                )
+            domain.validate(name)
+        self._params: dict[str, Domain] = dict(params)
+        self._free = tuple(n for n, d in self._params.items() if not isinstance(d, Fixed))
+
+    @classmethod
+    def from_any(cls, obj: Any) -> SearchSpace:
+        """Build a space from a space, a mapping, or an Ax parameter list.
+
+        A mapping's values may be domains, YAML-style mappings such as
+        ``{"type": "uniform", "low": 0, "high": 1}``, or anything else (a constant).
+        A list of dicts is read as Ax ``parameters`` (``name``, ``type`` range /
+        choice / fixed, ``bounds`` / ``values`` / ``value``, ...), unchanged.
+
+        Example:
+            >>> SearchSpace.from_any({"lr": {"type": "loguniform", "low": 1e-4, "high": 1}, "n": 5})
+            SearchSpace({'lr': loguniform(0.0001, 1), 'n': fixed(5)})
+        """
+        if isinstance(obj, SearchSpace):
+            return obj
+        if isinstance(obj, Mapping):
+            params: dict[str, Domain] = {}
+            for name, value in obj.items():
+                if isinstance(value, Domain):
+                    params[name] = value
+                elif isinstance(value, Mapping):
+                    params[name] = _domain_from_mapping(name, value)
+                else:
+                    params[name] = Fixed(value)
+            return cls(params)
+        if isinstance(obj, list | tuple) and all(isinstance(p, Mapping) for p in obj):
+            return cls(_space_from_ax(obj))
+        raise SpecError(
+            f"cannot read a search space from {obj!r}; expected a SearchSpace, a mapping "
+            "of names to domains, constants or {type: ..., ...} mappings, or an Ax "
+            "parameter list [{name, type, bounds|values|value, ...}]"
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SearchSpace:
+        """Inverse of :meth:`to_json` (also reads the same shape from YAML)."""
+        if not isinstance(data, Mapping):
+            raise SpecError(f"a search space in JSON is an object of parameters, got {data!r}")
+        params: dict[str, Domain] = {}
+        for name, spec in data.items():
+            if not isinstance(spec, Mapping):
+                raise SpecError(
+                    f"parameter {name!r}: expected a {{type: ...}} object, got {spec!r}"
+                )
+            params[name] = _domain_from_mapping(name, spec)
+        return cls(params)
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        """``{name: domain.to_json()}``, in order; safe for ``json`` and ``yaml.safe_dump``."""
+        return {name: domain.to_json() for name, domain in self._params.items()}
+
+    def __getitem__(self, name: str) -> Domain:
+        return self._params[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __eq__(self, other: object) -> bool:
+        # Order is not compared: YAML dumpers sort keys by default, and the order
+        # changes no value a trial can get (searchers keep their own order in state).
+        if not isinstance(other, SearchSpace):
+            return NotImplemented
+        return self._params == other._params
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name!r}: {domain}" for name, domain in self._params.items())
+        return f"SearchSpace({{{inner}}})"
+
+    @property
+    def free_names(self) -> tuple[str, ...]:
+        """Names of the parameters searchers choose (all but the fixed ones), in order."""
+        return self._free
+
+    @property
+    def fixed(self) -> dict[str, Any]:
+        """The constant parameters and their values."""
+        return {n: d.from_unit(0.0) for n, d in self._params.items() if isinstance(d, Fixed)}
+
+    def from_unit(self, vector: Sequence[float]) -> dict[str, Any]:
+        """The full configuration (constants included) for one unit coordinate per
+        free parameter; a coordinate of exactly 1 is read as just below 1."""
+        if len(vector) != len(self._free):
+            raise SpecError(
+                f"from_unit needs {len(self._free)} coordinates (one for each of "
+                f"{', '.join(self._free) or 'no free parameters'}), got {len(vector)}"
+            )
+        coords = dict(zip(self._free, vector, strict=True))
+        config: dict[str, Any] = {}
+        for name, domain in self._params.items():
+            u = float(coords.get(name, 0.0))
+            if not 0.0 <= u <= 1.0:
+                raise SpecError(f"from_unit: coordinate {u!r} for {name!r} is not in [0, 1]")
+            config[name] = domain.from_unit(min(u, _BELOW_ONE))
+        return config
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        """One configuration drawn uniformly (in each domain's scale) with ``rng``."""
+        return self.from_unit(rng.random(len(self._free)).tolist())
+
+    def problems(self, config: Any) -> list[str]:
+        """Why ``config`` is not a point of this space; empty when it is."""
+        if not isinstance(config, Mapping):
+            return [f"a config maps parameter names to values, got {type(config).__name__}"]
+        out = [f"missing parameter {n!r}" for n in self._params if n not in config]
+        out += [f"unknown parameter {k!r}" for k in config if k not in self._params]
+        out += [
+            f"{n}: {config[n]!r} is not in {d}"
+            for n, d in self._params.items()
+            if n in config and not d.contains(config[n])
+        ]
+        return out
+
+    def diff(self, other: SearchSpace) -> list[str]:
+        """Human-readable changes from this space to ``other``, one line each; empty
+        exactly when the spaces are equal.
+
+        Example:
+            >>> old = SearchSpace({"a": uniform(0, 1), "b": Fixed(1)})
+            >>> old.diff(SearchSpace({"a": uniform(0, 2)}))
+            ['a: uniform(0, 1) -> uniform(0, 2)', '- b']
+        """
+        lines: list[str] = []
+        for name, domain in self._params.items():
+            if name not in other:
+                lines.append(f"- {name}")
+            elif other[name] != domain:
+                lines.append(f"{name}: {domain} -> {other[name]}")
+        lines += [f"+ {n}: {d}" for n, d in other.items() if n not in self._params]
+        return lines

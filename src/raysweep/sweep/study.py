@@ -1,0 +1,215 @@
+"""Ask/tell over the experiment store: the state of one sweep, without Ray.
+
+:class:`Study` owns the trial records, the searcher and the constraints. Every
+change is *staged* and written by :meth:`Study.flush` in one transaction; the
+runner flushes before it acts (dispatches a trial, tells the searcher, calls a
+callback), so what the store says is always at least as new as what happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from raysweep.errors import InfeasibleSpaceError
+from raysweep.objectives import Objectives
+from raysweep.store import ExperimentStore, NewTrial, TrialUpdate
+from raysweep.sweep.searchers import Searcher
+from raysweep.sweep.space import SearchSpace
+from raysweep.sweep.space.constraints import ConstraintSet
+from raysweep.trial import Trial, TrialState
+
+__all__ = ["MAX_REJECTIONS", "Study"]
+
+#: Suggestions the runner rejects for violating constraints before it gives up.
+MAX_REJECTIONS = 10_000
+
+
+class Study:
+    """The trials of one experiment and the searcher proposing new ones.
+
+    Args:
+        store: where everything is committed.
+        searcher: set up (and restored, on resume) already.
+        space, constraints: every asked config is checked against both.
+        objectives: what is optimized; decides which trial is better.
+        num_trials: trials to create in all (``None``: until the searcher or a
+            stop condition ends the experiment).
+    """
+
+    def __init__(
+        self,
+        store: ExperimentStore,
+        searcher: Searcher,
+        space: SearchSpace,
+        constraints: ConstraintSet,
+        objectives: Objectives,
+        num_trials: int | None,
+    ) -> None:
+        self.store = store
+        self.searcher = searcher
+        self.space = space
+        self.constraints = constraints
+        self.objectives = objectives
+        self.num_trials = num_trials
+        self.trials: dict[int, Trial] = {t.trial_id: t for t in store.trials()}
+        self._next_id = max(self.trials, default=-1) + 1
+        self._exhausted = False
+        self._new: list[NewTrial] = []
+        self._updates: list[TrialUpdate] = []
+        self._meta: dict[str, Any] = {}
+        best = self.best
+        self.best_value: float | None = None if best is None else objectives.value(best)
+        self.since_improvement = 0
+
+    # -- reading ------------------------------------------------------------------
+    @property
+    def best(self) -> Trial | None:
+        return self.objectives.best(self.trials.values())
+
+    def count(self, *states: TrialState) -> int:
+        return sum(1 for t in self.trials.values() if t.state in states)
+
+    def to_rerun(self) -> list[int]:
+        """Ids of stored trials a resume runs again (RUNNING at the crash, ABANDONED
+        by a stop, PENDING), oldest first."""
+        return sorted(t.trial_id for t in self.trials.values() if t.state.needs_rerun())
+
+    def can_ask(self) -> bool:
+        return not self._exhausted and (self.num_trials is None or self._next_id < self.num_trials)
+
+    # -- staging ------------------------------------------------------------------
+    def ask(self, now: float) -> Trial | None:
+        """Stage a new RUNNING trial with a feasible config, or ``None`` when the
+        searcher is exhausted. Raises :class:`InfeasibleSpaceError` after
+        :data:`MAX_REJECTIONS` infeasible suggestions in a row."""
+        trial_id = self._next_id
+        for _ in range(MAX_REJECTIONS):
+            config = self.searcher.suggest(trial_id)
+            if config is None:
+                self._exhausted = True
+                return None
+            if not self.space.problems(config) and self.constraints.is_feasible(config):
+                break
+            self.searcher.on_rejected(config)
+        else:
+            raise InfeasibleSpaceError(
+                f"the searcher proposed {MAX_REJECTIONS} configurations in a row that violate "
+                f"the constraints {self.constraints.to_json()}; the feasible region is empty or "
+                f"too small to sample: loosen the constraints or narrow the space"
+            )
+        self._next_id += 1
+        trial = Trial(
+            trial_id=trial_id,
+            state=TrialState.RUNNING,
+            config=dict(config),
+            created_at=now,
+            started_at=now,
+            attempts=1,
+        )
+        self.trials[trial_id] = trial
+        self._new.append(
+            NewTrial(trial_id, trial.config, TrialState.RUNNING, now, started_at=now, attempts=1)
+        )
+        self._meta["searcher_state"] = {
+            "name": self.searcher.name,
+            "state": self.searcher.state_dict(),
+        }
+        return trial
+
+    def restart(self, trial_id: int, now: float) -> Trial:
+        """Stage another attempt of a stored trial with its config and id."""
+        old = self.trials[trial_id]
+        return self._stage(
+            trial_id,
+            state=TrialState.RUNNING,
+            metrics={},
+            started_at=now,
+            attempts=old.attempts + 1,
+            replace_reports=True,
+            clear=("error", "ended_at"),
+        )
+
+    def report(self, trial_id: int, report: Mapping[str, Any]) -> Trial | None:
+        """Stage a live report; ignored unless the trial is still running."""
+        trial = self.trials.get(trial_id)
+        if trial is None or trial.state is not TrialState.RUNNING:
+            return None
+        trial = dataclasses.replace(trial, intermediate=(*trial.intermediate, dict(report)))
+        self.trials[trial_id] = trial
+        self._updates.append(TrialUpdate(trial_id, reports=[dict(report)]))
+        return trial
+
+    def finish(self, trial_id: int, payload: Mapping[str, Any], now: float) -> Trial:
+        """Stage the outcome of a trial's task: COMPLETED or FAILED."""
+        ok = bool(payload.get("ok"))
+        return self._stage(
+            trial_id,
+            state=TrialState.COMPLETED if ok else TrialState.FAILED,
+            metrics=dict(payload.get("metrics") or {}),
+            error=None if ok else str(payload.get("error") or "unknown error"),
+            started_at=payload.get("started_at"),
+            ended_at=payload.get("ended_at") or now,
+            node=payload.get("node"),
+            reports=list(payload.get("reports") or []),
+            replace_reports=True,
+        )
+
+    def end(self, trial_id: int, state: TrialState, error: str, now: float) -> Trial:
+        """Stage a trial ended by the runner: FAILED (time-out, lost too often) or
+        ABANDONED (the experiment stopped while it ran)."""
+        return self._stage(trial_id, state=state, error=error, ended_at=now)
+
+    def _stage(
+        self,
+        trial_id: int,
+        *,
+        reports: Sequence[Mapping[str, Any]] | None = None,
+        replace_reports: bool = False,
+        clear: Sequence[str] = (),
+        **fields: Any,
+    ) -> Trial:
+        """Apply ``fields`` (``None`` = unchanged) and ``clear`` (reset to ``None``)
+        to the in-memory record and stage the same change for the store."""
+        changes = {k: v for k, v in fields.items() if v is not None}
+        changes.update(dict.fromkeys(clear))
+        if replace_reports:
+            changes["intermediate"] = tuple(dict(r) for r in reports or ())
+        new = dataclasses.replace(self.trials[trial_id], **changes)
+        self.trials[trial_id] = new
+        self._updates.append(
+            TrialUpdate(
+                trial_id,
+                state=fields.get("state"),
+                metrics=fields.get("metrics"),
+                error=fields.get("error"),
+                started_at=fields.get("started_at"),
+                ended_at=fields.get("ended_at"),
+                node=fields.get("node"),
+                attempts=fields.get("attempts"),
+                reports=list(reports or ()),
+                replace_reports=replace_reports,
+                clear=frozenset(clear),
+            )
+        )
+        if new.state is TrialState.COMPLETED:
+            self._note_completion(new)
+        return new
+
+    def _note_completion(self, trial: Trial) -> None:
+        value = self.objectives.value(trial)
+        if value is not None and self.objectives.improves(value, self.best_value):
+            self.best_value = value
+            self.since_improvement = 0
+        else:
+            self.since_improvement += 1
+
+    def stage_meta(self, key: str, value: Any) -> None:
+        self._meta[key] = value
+
+    def flush(self) -> None:
+        """Commit everything staged, in one transaction."""
+        if self._new or self._updates or self._meta:
+            self.store.commit(self._new, self._updates, self._meta)
+        self._new, self._updates, self._meta = [], [], {}

@@ -1,0 +1,123 @@
+"""Behaviour every searcher shares, as a test class to subclass.
+
+A searcher's test module subclasses :class:`SearcherConformance` and implements
+``make``; pytest then runs every check below against it (the pattern of optuna's
+sampler test suite), so a new searcher is held to the same contract.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from raysweep.objectives import Objectives
+from raysweep.sweep.searchers import SearchContext, Searcher, make_searcher
+from raysweep.sweep.space import Fixed, SearchSpace, choice, loguniform, quniform, randint
+from raysweep.sweep.space.constraints import ConstraintSet
+
+
+def make_ctx(
+    space: SearchSpace, constraints: Sequence[str] | None = None, seed: int | None = 0
+) -> SearchContext:
+    """A context for ``space`` minimizing ``loss``."""
+    return SearchContext(space, ConstraintSet(constraints, space), Objectives.single("loss"), seed)
+
+
+def mixed_space() -> SearchSpace:
+    """A space any searcher can serve: 72 grid points plus one continuous parameter."""
+    return SearchSpace(
+        {
+            "lr": loguniform(1e-4, 0.1),
+            "layers": randint(1, 4),
+            "act": choice(["relu", "tanh", "gelu"]),
+            "dropout": quniform(0, 0.5, 0.1),
+            "epochs": Fixed(10),
+        }
+    )
+
+
+def draw(searcher: Searcher, n: int, start: int = 0) -> list[dict[str, Any] | None]:
+    return [searcher.suggest(trial_id) for trial_id in range(start, start + n)]
+
+
+class SearcherConformance:
+    """Checks every searcher must pass; subclasses define :meth:`make`."""
+
+    def make(self, seed: int | None = None) -> Searcher:
+        raise NotImplementedError
+
+    def started(self, seed: int | None = None, ctx_seed: int | None = 0) -> Searcher:
+        searcher = self.make(seed)
+        searcher.setup(make_ctx(mixed_space(), seed=ctx_seed))
+        return searcher
+
+    def test_name_maps_to_the_class(self) -> None:
+        """make_searcher(name) builds this searcher class."""
+        searcher = self.make()
+        assert type(make_searcher(searcher.name)) is type(searcher)
+
+    def test_suggestions_lie_in_the_space(self) -> None:
+        """Every suggestion is a full config inside the space, with the constants included."""
+        space = mixed_space()
+        for config in draw(self.started(), 30):
+            assert config is not None
+            assert space.problems(config) == []
+            assert config["epochs"] == 10
+
+    def test_values_are_plain_python(self) -> None:
+        """Suggested values are JSON-ready Python values, never numpy scalars."""
+        for config in draw(self.started(), 10):
+            assert config is not None
+            assert json.loads(json.dumps(config)) == config
+            assert all(type(v) in (int, float, str, bool) for v in config.values())
+
+    def test_same_seed_same_sequence(self) -> None:
+        """Two searchers with the same seed propose the same configurations."""
+        assert draw(self.started(seed=5), 12) == draw(self.started(seed=5), 12)
+
+    def test_other_seed_other_sequence(self) -> None:
+        """A different seed gives a different sequence."""
+        assert draw(self.started(seed=5), 12) != draw(self.started(seed=6), 12)
+
+    def test_experiment_seed_is_used_without_own_seed(self) -> None:
+        """Without its own seed the searcher follows ctx.seed; its own seed overrides it."""
+        assert draw(self.started(seed=None, ctx_seed=3), 8) == draw(self.started(3, None), 8)
+        assert draw(self.started(seed=3, ctx_seed=4), 8) == draw(self.started(3, 9), 8)
+
+    def test_state_is_json(self) -> None:
+        """state_dict() holds only JSON values and survives a JSON round trip unchanged."""
+        searcher = self.started()
+        draw(searcher, 3)
+        state = searcher.state_dict()
+        assert json.loads(json.dumps(state)) == state
+
+    def test_restored_searcher_continues_the_sequence(self) -> None:
+        """A new searcher loaded with the state after 7 draws proposes the original's next 5."""
+        for seed in (0, None):
+            original = self.started(seed=seed, ctx_seed=seed)
+            draw(original, 7)
+            state = json.loads(json.dumps(original.state_dict()))
+            restored = self.make(seed)
+            restored.setup(make_ctx(mixed_space(), seed=seed))
+            restored.load_state_dict(state)
+            assert draw(restored, 5, start=7) == draw(original, 5, start=7)
+
+    def test_restore_survives_reordered_space(self) -> None:
+        """A resumed searcher continues the same points when the space is reordered."""
+        original = self.started(seed=1)
+        draw(original, 7)
+        state = json.loads(json.dumps(original.state_dict()))
+        reordered = SearchSpace(dict(reversed(list(mixed_space().items()))))
+        restored = self.make(1)
+        restored.setup(make_ctx(reordered, seed=1))
+        restored.load_state_dict(state)
+        assert draw(restored, 5, start=7) == draw(original, 5, start=7)
+
+    def test_suggestions_satisfy_the_constraints(self) -> None:
+        """Configurations violating ctx.constraints are never proposed."""
+        searcher = self.make(0)
+        searcher.setup(make_ctx(mixed_space(), ["layers <= 2", "act != 'gelu'"]))
+        configs = [c for c in draw(searcher, 20) if c is not None]
+        assert configs
+        assert all(c["layers"] <= 2 and c["act"] != "gelu" for c in configs)
