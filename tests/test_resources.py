@@ -23,11 +23,11 @@ def test_unknown_resource_key_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"num_cpus": -1}, "num_cpus must be >= 0"),
-        ({"num_gpus": 1.5}, "whole number"),
-        ({"mem_mb": "lots"}, "mem_mb must be a number"),
-        ({"max_retries": 1.5}, "max_retries must be an integer"),
-        ({"custom": {"ray": 3}}, "custom must map"),
+        ({"num_cpus": -1}, "num_cpus: expected a finite number >= 0, got -1"),
+        ({"num_gpus": 1.5}, "num_gpus: a GPU count above 1 must be whole"),
+        ({"mem_mb": "lots"}, "mem_mb: expected a finite number >= 0, got 'lots'"),
+        ({"max_retries": 1.5}, "max_retries: expected a whole number, got 1.5"),
+        ({"custom": {"ray": 3}}, "custom: expected a mapping of engine name to options"),
     ],
 )
 def test_invalid_hints_name_the_field(kwargs: dict[str, object], match: str) -> None:

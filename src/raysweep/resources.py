@@ -11,21 +11,34 @@ so both halves of raysweep schedule the same way.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from raysweep._checks import describe, did_you_mean, expect_mapping, is_int, is_number
 from raysweep.errors import SpecError
 
 __all__ = ["Resources", "SchedulerHints", "task_env"]
 
+_FIELDS = ("num_cpus", "num_gpus", "mem_mb", "max_retries", "custom")
 _RESOURCE_KEYS = {
     "cpu": "num_cpus",
     "gpu": "num_gpus",
     "mem_mb": "mem_mb",
     "max_retries": "max_retries",
 }
+
+
+def _check_amount(name: str, value: Any) -> None:
+    """One rule per amount, for the dataclass and for the shorthand mapping alike."""
+    if value is None or name == "custom":
+        return
+    if not is_number(value) or value < 0:
+        raise SpecError(f"{name}: expected a finite number >= 0, got {describe(value)}")
+    if name == "num_gpus" and value > 1 and value != int(value):
+        raise SpecError(f"{name}: a GPU count above 1 must be whole, got {value!r}")
+    if name in ("mem_mb", "max_retries") and not is_int(value):
+        raise SpecError(f"{name}: expected a whole number, got {describe(value)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,55 +65,56 @@ class Resources:
 
     def __post_init__(self) -> None:
         for name in ("num_cpus", "num_gpus", "mem_mb", "max_retries"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-            ):
-                raise SpecError(f"Resources.{name} must be a number, got {value!r}")
-            if value < 0:
-                raise SpecError(f"Resources.{name} must be >= 0, got {value!r}")
-        if self.num_gpus is not None and self.num_gpus > 1 and self.num_gpus != int(self.num_gpus):
-            raise SpecError(
-                f"Resources.num_gpus above 1 must be a whole number, got {self.num_gpus!r}"
-            )
-        if self.max_retries is not None and self.max_retries != int(self.max_retries):
-            raise SpecError(f"Resources.max_retries must be an integer, got {self.max_retries!r}")
+            _check_amount(name, getattr(self, name))
         if not isinstance(self.custom, Mapping) or any(
-            not isinstance(v, Mapping) for v in self.custom.values()
+            not isinstance(k, str) or not isinstance(v, Mapping) for k, v in self.custom.items()
         ):
             raise SpecError(
-                f"Resources.custom must map an engine name to a dict of options, "
-                f"e.g. {{'ray': {{...}}}}, got {self.custom!r}"
+                f"custom: expected a mapping of engine name to options, e.g. "
+                f"{{'ray': {{'scheduling_strategy': 'SPREAD'}}}}, got {describe(self.custom)}"
             )
 
     @classmethod
     def coerce(cls, value: Resources | Mapping[str, Any] | None) -> Resources:
-        """Accept a hints value or the ``{"cpu": 1, "gpu": 0.25}`` shorthand.
+        """Accept resources or the ``{"cpu": 1, "gpu": 0.25}`` shorthand.
 
         The shorthand also takes the field names themselves (``num_cpus``...).
-        Unknown keys are an error, never dropped.
+        Unknown keys are an error, never dropped. Messages name the key as the
+        user wrote it (``cpu: expected ...``).
         """
         if value is None:
             return cls()
         if isinstance(value, Resources):
             return value
-        if not isinstance(value, Mapping):
-            raise SpecError(
-                f"resources must be a mapping such as {{'cpu': 1, 'gpu': 0.25}} or a "
-                f"Resources, got {value!r}"
-            )
+        expect_mapping(value, "{cpu: 1, gpu: 0.25, mem_mb: 2048}")
         kwargs: dict[str, Any] = {}
-        valid = sorted({*_RESOURCE_KEYS, "num_cpus", "num_gpus", "custom"})
+        valid = sorted({*_RESOURCE_KEYS, *_FIELDS})
         for key, item in value.items():
             target = _RESOURCE_KEYS.get(key, key)
-            if target not in {"num_cpus", "num_gpus", "mem_mb", "max_retries", "custom"}:
-                raise SpecError(f"resources: unknown key {key!r}; expected one of {valid}")
+            if target not in _FIELDS:
+                raise SpecError(
+                    f"unknown key {key!r}{did_you_mean(key, valid)}; expected one of: "
+                    f"{', '.join(valid)}"
+                )
+            if target in kwargs:
+                raise SpecError(f"{key!r} and another spelling of {target!r} are both given")
+            try:
+                _check_amount(target, item)
+            except SpecError as exc:
+                raise SpecError(str(exc).replace(f"{target}:", f"{key}:", 1)) from None
             kwargs[target] = item
         return cls(**kwargs)
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields that are set, by field name (the stored form)."""
+        out: dict[str, Any] = {
+            name: getattr(self, name)
+            for name in ("num_cpus", "num_gpus", "mem_mb", "max_retries")
+            if getattr(self, name) is not None
+        }
+        if self.custom:
+            out["custom"] = {k: dict(v) for k, v in self.custom.items()}
+        return out
 
     def to_ray_options(self, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Ray ``.options(...)`` for this task: ``defaults`` first, these hints on top.

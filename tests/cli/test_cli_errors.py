@@ -4,7 +4,6 @@ nothing written to the storage folder or to an existing experiment."""
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
@@ -224,19 +223,19 @@ def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
 def _invoke_with_run_raising(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, exc: BaseException, create: bool = False
 ) -> Any:
-    """Invoke ``raysweep run`` in-process with raysweep.sweep.api.run raising ``exc``."""
+    """Invoke ``raysweep run`` in-process with raysweep.sweep.api.execute raising ``exc``."""
     from click.testing import CliRunner
 
     import raysweep.sweep.api
     from raysweep.cli import cli
+    from raysweep.sweep.config import SweepConfig
 
-    @functools.wraps(raysweep.sweep.api.run)  # keeps run()'s signature, which run_kwargs checks
-    def failing_run(**kwargs: Any) -> None:
+    def failing_execute(config: SweepConfig) -> None:
         if create:
-            SQLiteStore.create(Path(kwargs["storage"]) / kwargs["name"], {"name": "demo"}).close()
+            SQLiteStore.create(config.directory, {"name": "demo"}).close()
         raise exc
 
-    monkeypatch.setattr(raysweep.sweep.api, "run", failing_run)
+    monkeypatch.setattr(raysweep.sweep.api, "execute", failing_execute)
     monkeypatch.chdir(tmp_path)
     config = sweep_folder(tmp_path)
     return CliRunner().invoke(cli, ["run", config.name, "--storage", "out"])

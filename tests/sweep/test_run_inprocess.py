@@ -236,11 +236,11 @@ def test_resume_of_missing_experiment(storage: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"mode": "minimize"}, "mode must be 'min' or 'max'"),
-        ({"num_trials": 0}, "num_trials must be an integer >= 1"),
-        ({"num_trials": None}, "num_trials is required"),
+        ({"mode": "minimize"}, "mode: expected 'min' or 'max'"),
+        ({"num_trials": 0}, "num_trials: expected a positive integer"),
+        ({"num_trials": None}, "num_trials: required"),
         ({"max_concurrent": -1}, "max_concurrent"),
-        ({"name": "../up"}, "name must be"),
+        ({"name": "../up"}, "name: expected a folder name"),
         ({"constraints": ["x * nope < 1"]}, "nope"),
         ({"constraints": ["x > 5"]}, "none of"),
         ({"searcher": "bayes"}, "bayes"),

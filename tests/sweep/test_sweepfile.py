@@ -71,8 +71,8 @@ def load_error(path: Path) -> str:
 # -- good files -----------------------------------------------------------------------
 
 
-def test_good_file_becomes_run_kwargs(tmp_path: Path) -> None:
-    """Every field of a complete file reaches the matching run() argument, validated."""
+def test_good_file_becomes_a_config(tmp_path: Path) -> None:
+    """Every field of a complete file reaches the matching option, validated."""
     path = write_sweep(
         tmp_path,
         searcher={"name": "sobol", "scramble": False},
@@ -86,19 +86,19 @@ def test_good_file_becomes_run_kwargs(tmp_path: Path) -> None:
         stop={"patience": 10},
         timeout_s=30,
     )
-    kwargs = load_sweep_file(path).run_kwargs()
-    assert kwargs["objective"]({"x": 1.0, "y": 0.5}) == {"loss": 0.5}
-    assert isinstance(kwargs["space"], SearchSpace)
-    assert list(kwargs["space"]) == ["x", "y"]
-    assert kwargs["searcher"] == "sobol"
-    assert kwargs["searcher_options"] == {"scramble": False}
-    assert kwargs["resources"] == SchedulerHints(num_cpus=1)
-    assert kwargs["stop"] == Stop(patience=10)
-    assert kwargs["storage"] == tmp_path / "out"
-    assert (kwargs["name"], kwargs["num_trials"], kwargs["max_concurrent"]) == ("unit", 5, 2)
-    assert (kwargs["seed"], kwargs["max_failures"], kwargs["timeout_s"]) == (3, 4, 30.0)
-    assert kwargs["constraints"] == ["x + y <= 2"]
-    assert kwargs["runtime_env"] == {"env_vars": {"A": "1"}}
+    config = load_sweep_file(path)
+    assert config.objective.fn({"x": 1.0, "y": 0.5}) == {"loss": 0.5}
+    assert config.objective.ref == "objective:train"
+    assert isinstance(config.space, SearchSpace)
+    assert list(config.space) == ["x", "y"]
+    assert (config.searcher.name, config.searcher.options) == ("sobol", {"scramble": False})
+    assert config.resources == SchedulerHints(num_cpus=1)
+    assert config.stop == Stop(patience=10)
+    assert config.storage == tmp_path.resolve() / "out"
+    assert (config.name, config.num_trials, config.max_concurrent) == ("unit", 5, 2)
+    assert (config.seed, config.max_failures, config.timeout_s) == (3, 4, 30.0)
+    assert config.constraints.to_json() == ["x + y <= 2"]
+    assert config.runtime_env == {"env_vars": {"A": "1"}}
 
 
 def test_defaults_name_from_file_and_storage_next_to_it(
@@ -110,7 +110,7 @@ def test_defaults_name_from_file_and_storage_next_to_it(
     sweep = load_sweep_file(Path("conf/sweep.yaml"))
     assert sweep.name == "sweep"
     assert sweep.storage == (tmp_path / "conf" / "runs").resolve()
-    assert (sweep.searcher, sweep.metric, sweep.mode) == ("random", "loss", "min")
+    assert (sweep.searcher.name, sweep.metric, sweep.mode) == ("random", "loss", "min")
 
 
 def test_default_name_is_made_a_folder_name(tmp_path: Path) -> None:
@@ -123,16 +123,23 @@ def test_default_name_is_made_a_folder_name(tmp_path: Path) -> None:
 def test_overrides_win_and_none_keeps_the_file_value(tmp_path: Path) -> None:
     """CLI overrides replace file values; an override of None leaves the file's value."""
     sweep = load_sweep_file(write_sweep(tmp_path))
-    kwargs = sweep.run_kwargs(num_trials=50, name=None, resume=True, address="auto")
-    assert (kwargs["num_trials"], kwargs["name"]) == (50, "unit")
-    assert (kwargs["resume"], kwargs["address"]) == (True, "auto")
+    config = sweep.replace(num_trials=50, name=None, resume=True, address="auto")
+    assert (config.num_trials, config.name) == (50, "unit")
+    assert (config.resume, config.address) == (True, "auto")
+
+
+def test_overrides_go_through_the_same_checks(tmp_path: Path) -> None:
+    """An override is checked like the file's value, with the same message."""
+    sweep = load_sweep_file(write_sweep(tmp_path))
+    with pytest.raises(SpecError, match=r"num_trials: expected a positive integer, got 0"):
+        sweep.replace(num_trials=0)
 
 
 def test_unknown_override_is_a_type_error(tmp_path: Path) -> None:
-    """A misspelled override is a programming error, not silently dropped."""
+    """A misspelled override is refused with a did-you-mean, never silently dropped."""
     sweep = load_sweep_file(write_sweep(tmp_path))
-    with pytest.raises(TypeError, match="num_trails"):
-        sweep.run_kwargs(num_trails=3)
+    with pytest.raises(TypeError, match=r"num_trails.*did you mean 'num_trials'"):
+        sweep.replace(num_trails=3)
 
 
 def test_exponent_notation_is_a_float(tmp_path: Path) -> None:
@@ -174,7 +181,7 @@ def test_demo_examples_load(name: str) -> None:
 def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
     """A misspelled key is an error with a did-you-mean and the list of valid keys."""
     message = load_error(write_sweep(tmp_path, max_concurent=2))
-    assert "unknown key 'max_concurent' (did you mean 'max_concurrent'?)" in message
+    assert "unknown option 'max_concurent' (did you mean 'max_concurrent'?)" in message
     assert all(key in message for key in SWEEP_KEYS)
 
 
@@ -214,7 +221,7 @@ def test_missing_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("key", ["objective", "space"])
 def test_required_keys(tmp_path: Path, key: str) -> None:
     """objective and space are required."""
-    assert f"missing required key {key!r}" in load_error(write_sweep(tmp_path, drop=(key,)))
+    assert f"missing required option {key!r}" in load_error(write_sweep(tmp_path, drop=(key,)))
 
 
 @pytest.mark.parametrize(
@@ -231,8 +238,8 @@ def test_required_keys(tmp_path: Path, key: str) -> None:
         ("seed", -1, "integer"),
         ("seed", "abc", "integer"),
         ("max_failures", -1, ">= 0"),
-        ("timeout_s", 0, "positive number"),
-        ("timeout_s", "1h", "positive number"),
+        ("timeout_s", 0, "positive finite number"),
+        ("timeout_s", "1h", "positive finite number"),
         ("name", "a/b", "folder name"),
         ("name", "my sweep", "folder name"),
         ("name", 12, "folder name"),
@@ -254,7 +261,7 @@ def test_required_keys(tmp_path: Path, key: str) -> None:
         ("space", {"x": {"type": "gaussian"}}, "gaussian"),
         ("space", "missing.json", "cannot read the space file"),
         ("space", 5, "expected a mapping of parameters"),
-        ("objective", 5, "non-empty string"),
+        ("objective", 5, "'module:function'"),
     ],
 )
 def test_bad_field_is_named(tmp_path: Path, field: str, value: Any, fragment: str) -> None:
@@ -304,7 +311,7 @@ def test_each_folder_gets_its_own_module(tmp_path: Path) -> None:
     """Two sweep folders with an objective.py each load their own file, not a cached one."""
     one = load_sweep_file(write_sweep(tmp_path / "a", source="def train(c):\n    return 1.0\n"))
     two = load_sweep_file(write_sweep(tmp_path / "b", source="def train(c):\n    return 2.0\n"))
-    assert (one.objective({}), two.objective({})) == (1.0, 2.0)
+    assert (one.objective.fn({}), two.objective.fn({})) == (1.0, 2.0)
 
 
 def test_a_fixed_module_loads_after_an_error(tmp_path: Path) -> None:
@@ -313,7 +320,7 @@ def test_a_fixed_module_loads_after_an_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError):
         load_sweep_file(path)
     (tmp_path / "objective.py").write_text(OBJECTIVE)
-    assert load_sweep_file(path).objective({"x": 1.0, "y": 0.0}) == {"loss": 0.0}
+    assert load_sweep_file(path).objective.fn({"x": 1.0, "y": 0.0}) == {"loss": 0.0}
 
 
 def test_package_folder_and_installed_module(tmp_path: Path) -> None:
@@ -323,11 +330,11 @@ def test_package_folder_and_installed_module(tmp_path: Path) -> None:
     (package / "__init__.py").write_text("")
     (package / "models.py").write_text("def fit(config):\n    return 4.0\n")
     local = load_sweep_file(write_sweep(tmp_path, objective="mypkg_sweep.models:fit"))
-    assert local.objective({}) == 4.0
-    assert set(local.modules) == {"mypkg_sweep", "mypkg_sweep.models"}
+    assert local.objective.fn({}) == 4.0
+    assert set(local.objective.modules) == {"mypkg_sweep", "mypkg_sweep.models"}
     installed = load_sweep_file(write_sweep(tmp_path / "other", objective="os.path:basename"))
-    assert installed.objective("a/b") == "b"
-    assert installed.modules == ()
+    assert installed.objective.fn("a/b") == "b"
+    assert installed.objective.modules == ()
 
 
 def test_objective_travels_by_value(tmp_path: Path) -> None:
@@ -335,10 +342,10 @@ def test_objective_travels_by_value(tmp_path: Path) -> None:
     (tmp_path / "helpers_sweep.py").write_text("def square(v):\n    return v * v\n")
     source = "import helpers_sweep\n\ndef train(c):\n    return helpers_sweep.square(c['x'])\n"
     sweep = load_sweep_file(write_sweep(tmp_path, source=source))
-    assert set(sweep.modules) == {"objective", "helpers_sweep"}
+    assert set(sweep.objective.modules) == {"objective", "helpers_sweep"}
     from ray import cloudpickle
 
-    payload = cloudpickle.dumps(sweep.objective)
+    payload = cloudpickle.dumps(sweep.objective.fn)
     code = "import pickle, sys; f = pickle.loads(sys.stdin.buffer.read()); print(f({'x': 3}))"
     out = subprocess.run(
         [sys.executable, "-c", code],

@@ -20,7 +20,7 @@ import os
 import shlex
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ from raysweep.errors import (
     ExperimentNotFoundError,
     RaysweepError,
     SpecError,
+    StoreError,
     TooManyFailuresError,
 )
 
@@ -46,7 +47,13 @@ if TYPE_CHECKING:
 __all__ = ["Interrupted", "cli", "main"]
 
 #: Errors about the input: nothing ran, the user fixes the command or the file.
-_INPUT_ERRORS = (SpecError, ExperimentExistsError, ExperimentNotFoundError, ExperimentMismatchError)
+_INPUT_ERRORS = (
+    SpecError,
+    StoreError,
+    ExperimentExistsError,
+    ExperimentNotFoundError,
+    ExperimentMismatchError,
+)
 EXIT_INPUT = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -154,88 +161,55 @@ def _configure_logging(level: int) -> None:
     logger.setLevel(level)
 
 
+def _override_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """One ``--option`` per sweep option that declares a flag; the type comes from
+    the option's check, the value goes through the same check as the file's."""
+    from raysweep.sweep import _config_checks as checks
+    from raysweep.sweep.config import SweepConfig
+
+    types: dict[Any, Any] = {checks.positive_int: click.IntRange(min=1), checks.seed: int}
+    for key, opt in reversed(SweepConfig.options().items()):
+        if opt.flag is None:
+            continue
+        flag = f"--{key.replace('_', '-')}"
+        if opt.check is checks.flag:
+            command = click.option(flag, key, is_flag=True, default=None, help=opt.flag)(command)
+        else:
+            kind = types.get(opt.check, str)
+            command = click.option(flag, key, type=kind, default=None, help=opt.flag)(command)
+    return command
+
+
 @cli.command("run")
 @click.argument("config", type=click.Path(path_type=Path))
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Continue the stored experiment: finish interrupted trials, then run up "
-    "to --num-trials in total.",
-)
-@click.option(
-    "--force", is_flag=True, help="With --resume: accept a changed space, metric or mode."
-)
-@click.option(
-    "--num-trials",
-    type=click.IntRange(min=1),
-    help="Total number of trials (overrides the file); with --resume a larger "
-    "value extends the experiment.",
-)
-@click.option(
-    "--max-concurrent",
-    type=click.IntRange(min=1),
-    help="Trials in flight at most (overrides the file).",
-)
-@click.option(
-    "--address",
-    metavar="ADDR",
-    help="Ray cluster to join, e.g. 'auto' or 'ray://head:10001' "
-    "(default: RAY_ADDRESS, else a new local Ray).",
-)
-@click.option("--name", help="Experiment name (overrides the file).")
-@click.option(
-    "--storage",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder holding experiment folders (overrides the file; relative to "
-    "the current directory).",
-)
-def run_command(
-    config: Path,
-    resume: bool,
-    force: bool,
-    num_trials: int | None,
-    max_concurrent: int | None,
-    address: str | None,
-    name: str | None,
-    storage: Path | None,
-) -> None:
+@_override_flags
+def run_command(config: Path, **overrides: Any) -> None:
     """Run the sweep described in CONFIG (a YAML file), with live progress.
 
     The experiment is stored in STORAGE/NAME/experiment.db as it runs; Ctrl-C
-    stops it, and --resume continues it.
+    stops it, and --resume continues it. Options given here override the file's.
     """
     from raysweep.cli.progress import ProgressCallback
     from raysweep.sweep.sweepfile import load_sweep_file
 
-    if force and not resume:
+    if overrides.get("force") and not overrides.get("resume"):
         raise click.UsageError(
             "--force only applies with --resume (it accepts a changed space, metric or mode); "
             "to start afresh, choose another --name or remove the experiment folder"
         )
-    sweep = load_sweep_file(config)
     console = Console(highlight=False)
     progress = ProgressCallback(console)
-    kwargs = sweep.run_kwargs(
-        resume=resume,
-        force=force,
-        num_trials=num_trials,
-        max_concurrent=max_concurrent,
-        address=address,
-        name=name,
-        storage=storage,
-        callbacks=[progress],
-    )
-    directory = Path(kwargs["storage"]) / str(kwargs["name"])
-    resume_cmd = _resume_command(config, name, storage, address)
+    sweep = load_sweep_file(config).replace(**overrides, callbacks=[progress])
+    directory = sweep.directory
+    resume_cmd = _resume_command(config, overrides)
 
-    from raysweep.sweep.api import run
+    from raysweep.store import SQLiteStore
+    from raysweep.sweep.api import execute
 
     try:
-        result = run(**kwargs)
+        result = execute(sweep)
     except KeyboardInterrupt:
         progress.close()
-        from raysweep.store import SQLiteStore
-
         if SQLiteStore.exists(directory):
             raise Interrupted(
                 f"the experiment is stored in {display_path(directory)}; "
@@ -253,14 +227,12 @@ def run_command(
     _print_summary(console, result)
 
 
-def _resume_command(
-    config: Path, name: str | None, storage: Path | None, address: str | None
-) -> str:
+def _resume_command(config: Path, overrides: Mapping[str, Any]) -> str:
     """The command that continues this experiment (same name, storage and cluster)."""
     parts = ["raysweep", "run", str(config), "--resume"]
-    for flag, value in (("--name", name), ("--storage", storage), ("--address", address)):
-        if value is not None:
-            parts += [flag, str(value)]
+    for key in ("name", "storage", "address"):
+        if overrides.get(key) is not None:
+            parts += [f"--{key}", str(overrides[key])]
     return shlex.join(parts)
 
 

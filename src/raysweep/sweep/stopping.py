@@ -7,17 +7,25 @@ stored as ABANDONED, so a resume runs them again.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from raysweep._checks import did_you_mean, expect_int, expect_mapping, expect_number
 from raysweep.errors import SpecError
 from raysweep.objectives import Objectives
 
 __all__ = ["Stop"]
 
 _KEYS = ("time_budget_s", "target", "patience")
+
+
+def _field(name: str, value: Any, check: Callable[[Any], Any]) -> None:
+    if value is not None:
+        try:
+            check(value)
+        except SpecError as exc:
+            raise SpecError(f"{name}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,23 +50,9 @@ class Stop:
     patience: int | None = None
 
     def __post_init__(self) -> None:
-        if self.time_budget_s is not None and not (
-            isinstance(self.time_budget_s, int | float) and self.time_budget_s > 0
-        ):
-            raise SpecError(
-                "stop.time_budget_s must be a positive number of seconds, "
-                f"got {self.time_budget_s!r}"
-            )
-        if self.target is not None and not (
-            isinstance(self.target, int | float) and math.isfinite(self.target)
-        ):
-            raise SpecError(f"stop.target must be a finite number, got {self.target!r}")
-        if self.patience is not None and not (
-            isinstance(self.patience, int)
-            and not isinstance(self.patience, bool)
-            and self.patience >= 1
-        ):
-            raise SpecError(f"stop.patience must be an integer >= 1, got {self.patience!r}")
+        _field("time_budget_s", self.time_budget_s, lambda v: expect_number(v, positive=True))
+        _field("target", self.target, expect_number)
+        _field("patience", self.patience, lambda v: expect_int(v, minimum=1))
 
     @classmethod
     def coerce(cls, value: Stop | Mapping[str, Any] | None) -> Stop:
@@ -67,11 +61,13 @@ class Stop:
             return cls()
         if isinstance(value, Stop):
             return value
-        if not isinstance(value, Mapping):
-            raise SpecError(f"stop must be a mapping with keys {list(_KEYS)}, got {value!r}")
-        unknown = sorted(set(value) - set(_KEYS))
-        if unknown:
-            raise SpecError(f"stop: unknown key(s) {unknown}; expected any of {list(_KEYS)}")
+        expect_mapping(value, "{time_budget_s: 3600, target: 0.01, patience: 50}")
+        for key in value:
+            if key not in _KEYS:
+                raise SpecError(
+                    f"unknown key {key!r}{did_you_mean(key, _KEYS)}; expected any of: "
+                    f"{', '.join(_KEYS)}"
+                )
         return cls(**dict(value))
 
     def to_json(self) -> dict[str, Any]:

@@ -1,0 +1,349 @@
+"""The check of each sweep option: a value as given -> its normal form, or a SpecError.
+
+Every check takes the value and a :class:`Context` (the folder relative paths
+are read against, and the options already checked), and accepts its own normal
+form again, so :meth:`SweepConfig.replace` can re-run checks on a built config.
+Messages never name the option: :mod:`raysweep.sweep.config` prefixes it, and a
+sweep file adds the file's path, so each rule is written once for the Python API,
+YAML files and CLI flags alike.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from raysweep._checks import (
+    SEED_MAX,
+    describe,
+    expect_int,
+    expect_mapping,
+    expect_number,
+    expect_str,
+)
+from raysweep.errors import SpecError
+from raysweep.objectives import Direction
+from raysweep.resources import Resources
+from raysweep.sweep.space import SearchSpace
+from raysweep.sweep.space.constraints import ConstraintSet
+from raysweep.sweep.stopping import Stop
+
+if TYPE_CHECKING:
+    from raysweep.sweep.searchers import Searcher
+
+__all__ = ["Context", "ObjectiveRef", "SearcherChoice"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Longest experiment name: one path component on every common filesystem.
+NAME_MAX = 200
+
+
+@dataclass(slots=True)
+class Context:
+    """What a check may read besides the value.
+
+    Attributes:
+        base: folder that relative paths are read against (a sweep file's
+            folder); ``None`` keeps them relative to the working directory.
+        source: the sweep file being read, if any.
+        values: options checked so far, in declaration order, in normal form.
+    """
+
+    base: Path | None = None
+    source: Path | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def path(self, value: str | Path) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() or self.base is None else self.base / path
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveRef:
+    """The objective function and where it came from.
+
+    Attributes:
+        fn: the callable, ``fn(config) -> float | dict``.
+        ref: ``"module:function"`` as written in a sweep file, or the function's
+            module and qualified name; this is what the store keeps.
+        modules: modules imported from a sweep file's folder, shipped to workers
+            by value.
+    """
+
+    fn: Callable[[dict[str, Any]], Any]
+    ref: str
+    modules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SearcherChoice:
+    """A searcher by name and options, or an instance the user built."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    instance: Searcher | None = None
+
+    def build(self) -> Searcher:
+        """A fresh searcher for one run (the user's instance itself, if given)."""
+        from raysweep.sweep.searchers import make_searcher
+
+        return (
+            self.instance if self.instance is not None else make_searcher(self.name, self.options)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "options": dict(self.options)}
+
+
+# -- what the experiment is ----------------------------------------------------------
+
+
+def objective(value: Any, ctx: Context) -> ObjectiveRef:
+    """A callable taking the config, or ``"module:function"`` (imported at once)."""
+    if isinstance(value, ObjectiveRef):
+        return value
+    if isinstance(value, str):
+        from raysweep.sweep._objective_import import load_objective
+
+        ref = expect_str(value, what="'module:function' or a callable")
+        fn, modules = load_objective(ref, ctx.base or Path.cwd())
+        return ObjectiveRef(fn, ref, modules)
+    if not callable(value):
+        raise SpecError(
+            f"expected a callable fn(config) or 'module:function', got {describe(value)}"
+        )
+    check_signature(value)
+    ref = f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', repr(value))}"
+    return ObjectiveRef(value, ref)
+
+
+def check_signature(fn: Callable[..., Any], shown: str | None = None) -> None:
+    """Refuse at start a function that cannot be called with the config dict."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # some builtins have none; let the call decide
+        return
+    try:
+        signature.bind({})
+    except TypeError:
+        name = shown or getattr(fn, "__qualname__", repr(fn))
+        raise SpecError(
+            f"{name!r} must accept the configuration dict as its one argument, "
+            f"but its signature is {signature}"
+        ) from None
+
+
+def space(value: Any, ctx: Context) -> SearchSpace:
+    """A SearchSpace, a mapping of parameters, an Ax parameter list, or a .json/.yaml file."""
+    if isinstance(value, str | Path) and not isinstance(value, SearchSpace):
+        value = _read_space_file(ctx.path(value))
+    if not isinstance(value, Mapping | list | tuple):
+        raise SpecError(
+            f"expected a mapping of parameters (lr: {{type: loguniform, low: 1e-4, high: 0.1}}), "
+            f"an Ax-style parameter list, or a .json/.yaml file name, got {describe(value)}"
+        )
+    return SearchSpace.from_any(value)
+
+
+def _read_space_file(path: Path) -> Any:
+    from raysweep.sweep._yaml import first_line, parse_yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read the space file {str(path)!r}: {first_line(exc)}") from None
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    return parse_yaml(text, str(path))
+
+
+def metric(value: Any, ctx: Context) -> str:
+    if isinstance(value, list | tuple):
+        raise SpecError(
+            f"one metric name is supported, got the list {list(value)!r}; optimize one "
+            f"metric and return the others as extra keys"
+        )
+    return expect_str(value)
+
+
+def mode(value: Any, ctx: Context) -> str:
+    return Direction.parse(value).value
+
+
+def constraints(value: Any, ctx: Context) -> ConstraintSet:
+    """A list of constraint strings (one string is one constraint)."""
+    if isinstance(value, ConstraintSet):
+        value = value.to_json()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(c, str) for c in value):
+        raise SpecError(f"expected a list of strings such as ['x + y <= 1'], got {describe(value)}")
+    return ConstraintSet(list(value), ctx.values["space"])
+
+
+def searcher_options(value: Any, ctx: Context) -> dict[str, Any]:
+    return dict(expect_mapping(value, "{seed: 0}"))
+
+
+def searcher(value: Any, ctx: Context) -> SearcherChoice:
+    """A name, ``{name: sobol, <option>: ...}``, or a Searcher instance; the
+    options are checked against the searcher's constructor."""
+    from raysweep.sweep.searchers import Searcher, make_searcher
+
+    extra = dict(ctx.values.get("searcher_options") or {})
+    if isinstance(value, SearcherChoice):
+        value = value.instance or {"name": value.name, **value.options}
+    if isinstance(value, Searcher):
+        if extra:
+            raise SpecError(
+                f"searcher_options {sorted(extra)} cannot be applied to the "
+                f"{type(value).__name__} instance given; pass them to its constructor"
+            )
+        return SearcherChoice(value.name or type(value).__name__, {}, value)
+    if isinstance(value, str):
+        name, options = value, {}
+    elif isinstance(value, Mapping):
+        options = dict(value)
+        name = options.pop("name", None)
+        if not isinstance(name, str) or not name:
+            raise SpecError(
+                f"a searcher mapping needs a 'name' key, e.g. {{name: sobol}}, got {dict(value)!r}"
+            )
+    else:
+        raise SpecError(
+            f"expected a searcher name or a mapping {{name: ..., <option>: ...}}, "
+            f"got {describe(value)}"
+        )
+    for key, item in extra.items():
+        if key in options and options[key] != item:
+            raise SpecError(f"option {key!r} is given twice, as {options[key]!r} and {item!r}")
+        options[key] = item
+    make_searcher(name, options)  # refuses an unknown name or option, naming the valid ones
+    return SearcherChoice(name, options)
+
+
+def scheduler(value: Any, ctx: Context) -> str:
+    """When to stop trials early; ``fifo`` runs every trial to its end."""
+    if value != "fifo":
+        raise SpecError(f"unknown scheduler {value!r}; valid names: fifo")
+    return "fifo"
+
+
+# -- limits ---------------------------------------------------------------------------
+
+
+def positive_int(value: Any, ctx: Context) -> int:
+    return expect_int(value, minimum=1)
+
+
+def nonnegative_int(value: Any, ctx: Context) -> int:
+    return expect_int(value, minimum=0)
+
+
+def seed(value: Any, ctx: Context) -> int:
+    return expect_int(value, minimum=0, maximum=SEED_MAX)
+
+
+def seconds(value: Any, ctx: Context) -> float:
+    return expect_number(value, positive=True, what="seconds")
+
+
+def resources(value: Any, ctx: Context) -> Resources:
+    return Resources.coerce(value)
+
+
+def stop(value: Any, ctx: Context) -> Stop:
+    return Stop.coerce(value)
+
+
+# -- where and how it runs ------------------------------------------------------------
+
+
+def runtime_env(value: Any, ctx: Context) -> dict[str, Any]:
+    """Ray's runtime environment; a local ``working_dir`` is read against the base folder."""
+    env = dict(expect_mapping(value, "{env_vars: {OMP_NUM_THREADS: '1'}}"))
+    working_dir = env.get("working_dir")
+    if isinstance(working_dir, str) and "://" not in working_dir:
+        env["working_dir"] = str(ctx.path(working_dir))
+    return env
+
+
+def name(value: Any, ctx: Context) -> str:
+    if not isinstance(value, str) or not _NAME.match(value) or len(value) > NAME_MAX:
+        raise SpecError(
+            f"expected a folder name of at most {NAME_MAX} letters, digits, '.', '_' or '-' "
+            f"(starting with a letter or digit), got {describe(value)}"
+        )
+    return value
+
+
+def default_name(ctx: Context) -> str:
+    """A sweep file's stem, made a valid name; else the objective's name and the time."""
+    if ctx.source is not None:
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", ctx.source.stem).lstrip("._-")
+        return stem[:NAME_MAX] or "sweep"
+    ref: ObjectiveRef | None = ctx.values.get("objective")
+    base = getattr(ref.fn, "__name__", "sweep") if ref is not None else "sweep"
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip("._-") or "sweep"
+    return f"{base[: NAME_MAX - 16]}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def storage(value: Any, ctx: Context) -> str | Path:
+    """A folder holding experiment folders, or a store URL (``file:///abs/path``)."""
+    if isinstance(value, Path):
+        return ctx.path(value)
+    text = expect_str(value, what="a folder path or a store URL")
+    if "://" in text:
+        return text
+    return ctx.path(text)
+
+
+def default_storage(ctx: Context) -> Path:
+    return ctx.path("runs")
+
+
+def address(value: Any, ctx: Context) -> str:
+    return expect_str(value, what="a Ray address such as 'auto' or 'ray://head:10001'")
+
+
+def flag(value: Any, ctx: Context) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"expected True or False, got {describe(value)}")
+    return value
+
+
+def callbacks(value: Any, ctx: Context) -> tuple[Any, ...]:
+    from raysweep.sweep.callbacks import Callback
+
+    items = (value,) if isinstance(value, Callback) else value
+    if not isinstance(items, Sequence) or isinstance(items, str):
+        raise SpecError(f"expected a list of raysweep.Callback instances, got {describe(value)}")
+    for item in items:
+        if not isinstance(item, Callback):
+            raise SpecError(f"expected raysweep.Callback instances, got {describe(item)}")
+    return tuple(items)
+
+
+def backend(value: Any, ctx: Context) -> Any:
+    from raysweep.sweep.execution import Backend
+
+    if not isinstance(value, Backend):
+        raise SpecError(f"expected a raysweep Backend instance, got {describe(value)}")
+    return value
+
+
+def clock(value: Any, ctx: Context) -> Any:
+    from raysweep.sweep.execution import Clock
+
+    if not isinstance(value, Clock):
+        raise SpecError(f"expected a raysweep Clock instance, got {describe(value)}")
+    return value
