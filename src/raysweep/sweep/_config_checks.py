@@ -307,10 +307,6 @@ def storage(value: Any, ctx: Context) -> str | Path:
     return ctx.path(text)
 
 
-def default_storage(ctx: Context) -> Path:
-    return ctx.path("runs")
-
-
 def address(value: Any, ctx: Context) -> str:
     return expect_str(value, what="a Ray address such as 'auto' or 'ray://head:10001'")
 

@@ -189,7 +189,7 @@ class SweepConfig:
     storage: str | Path = field(metadata=_option(
         doc="folder holding experiment folders (<storage>/<name>/experiment.db) or a "
         "store URL such as file:///abs/path", check=checks.storage,
-        default_from=checks.default_storage, on_resume=OnResume.NOT_STORED,
+        default="runs", on_resume=OnResume.NOT_STORED,
         flag="Folder holding experiment folders (overrides the file; relative to the "
         "current directory).", annotation="str | os.PathLike[str]",
     ))  # fmt: skip
