@@ -15,9 +15,11 @@ def done(trial_id: int, **metrics: float) -> Trial:
 
 def test_min_and_max_decide_better_and_reached() -> None:
     """MIN prefers lower values, MAX higher; a target is reached when met or beaten."""
-    assert Direction.MIN.better(1.0, 2.0) and not Direction.MIN.better(2.0, 2.0)
+    assert Direction.MIN.better(1.0, 2.0)
+    assert not Direction.MIN.better(2.0, 2.0)
     assert Direction.MAX.better(2.0, 1.0)
-    assert Direction.MIN.reached(0.1, 0.1) and not Direction.MIN.reached(0.2, 0.1)
+    assert Direction.MIN.reached(0.1, 0.1)
+    assert not Direction.MIN.reached(0.2, 0.1)
     assert Direction.MAX.reached(0.9, 0.8)
 
 
@@ -31,7 +33,8 @@ def test_best_skips_unfinished_and_missing_and_lowest_id_wins_ties() -> None:
         Trial(4, TrialState.RUNNING, {}),
     ]
     best = Objectives.parse("loss", "min").best(trials)
-    assert best is not None and best.trial_id == 1
+    assert best is not None
+    assert best.trial_id == 1
     assert Objectives.parse("loss", "max").ranked(trials)[0].trial_id == 1
 
 
