@@ -22,6 +22,7 @@ __all__ = [
     "expect_int",
     "expect_mapping",
     "expect_number",
+    "expect_seed",
     "expect_str",
     "is_int",
     "is_number",
@@ -75,6 +76,11 @@ def expect_int(value: Any, *, minimum: int | None = None, maximum: int | None = 
 
 def _power(n: int) -> str:
     return "2**63" if n == SEED_MAX else str(n)
+
+
+def expect_seed(value: Any) -> int | None:
+    """A seed: ``None`` (not reproducible) or an int in ``[0, 2**63)``."""
+    return None if value is None else expect_int(value, minimum=0, maximum=SEED_MAX)
 
 
 def expect_number(value: Any, *, positive: bool = False, what: str = "a number") -> float:

@@ -64,7 +64,7 @@ class GridSearcher(Searcher):
 
     def setup(self, ctx: SearchContext) -> None:
         super().setup(ctx)
-        seed = self.seed if self.seed is not None else check_seed(ctx.seed, "experiment")
+        seed = self.seed if self.seed is not None else ctx.seed
         self._rng = np.random.Generator(np.random.PCG64(seed))
         domains = dict(ctx.space.items())
         explicit = {n: d for n, d in domains.items() if isinstance(d, Choice | Fixed)}

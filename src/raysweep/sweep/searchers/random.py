@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from raysweep._checks import expect_seed
 from raysweep.errors import InfeasibleSpaceError, RaysweepError, SpecError
 from raysweep.sweep.searchers._base import SearchContext, Searcher
 
@@ -26,10 +27,11 @@ MAX_DRAWS = 1000
 
 
 def check_seed(seed: Any, owner: str) -> int | None:
-    """``seed`` if it is ``None`` or a non-negative int, else a :class:`SpecError`."""
-    if seed is None or (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
-        return seed
-    raise SpecError(f"{owner} seed must be a non-negative integer or None, got {seed!r}")
+    """``seed`` checked by the one seed rule; the message names ``owner``'s seed."""
+    try:
+        return expect_seed(seed)
+    except SpecError as exc:
+        raise SpecError(f"{owner} seed: {exc}") from None
 
 
 def generator_state(rng: np.random.Generator) -> dict[str, Any]:
@@ -111,7 +113,7 @@ class RandomSearcher(Searcher):
 
     def setup(self, ctx: SearchContext) -> None:
         super().setup(ctx)
-        seed = self.seed if self.seed is not None else check_seed(ctx.seed, "experiment")
+        seed = self.seed if self.seed is not None else ctx.seed
         self._rng = np.random.Generator(np.random.PCG64(seed))
         # Which draw goes to which parameter; kept in the state, so a resumed
         # experiment continues the same sequence even if the space was reordered.

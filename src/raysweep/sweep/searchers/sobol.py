@@ -63,7 +63,7 @@ class SobolSearcher(Searcher):
 
     def setup(self, ctx: SearchContext) -> None:
         super().setup(ctx)
-        seed = self.seed if self.seed is not None else check_seed(ctx.seed, "experiment")
+        seed = self.seed if self.seed is not None else ctx.seed
         self._seed = seed if seed is not None else secrets.randbits(63)
         # Which coordinate drives which parameter; kept in the state, so a resumed
         # experiment continues the same design even if the space was reordered.
