@@ -73,7 +73,7 @@ def test_use_before_setup_is_an_error() -> None:
 @pytest.mark.parametrize("seed", [-1, 1.5, "7", True])
 def test_bad_seeds_are_refused(seed: Any) -> None:
     """Seeds must be non-negative integers."""
-    with pytest.raises(SpecError, match=r"RandomSearcher seed: expected an integer in \[0, 2\*\*63\)"):
+    with pytest.raises(SpecError, match=r"RandomSearcher seed: expected an integer in \[0, "):
         RandomSearcher(seed=seed)
 
 
