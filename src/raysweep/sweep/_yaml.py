@@ -17,13 +17,75 @@ from raysweep.errors import SpecError
 __all__ = ["first_line", "parse_yaml"]
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with two traps removed.
+#: Deepest nesting accepted; sweep files need a handful of levels, and PyYAML's
+#: recursive composer would otherwise end in a RecursionError near 1000.
+MAX_DEPTH = 100
+#: Most nodes a document may hold once its aliases are expanded: a 10,000-parameter
+#: space is ~50,000; a 500-byte "billion laughs" file expands to ~10**9.
+MAX_NODES = 2_000_000
 
-    Duplicate keys are an error (PyYAML silently keeps the last one), and
-    ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3`` and otherwise reads a string,
-    which would surface later as a baffling "low='1e-3' must be a number").
+
+#: libyaml's parser when PyYAML was built with it: ten times faster on large spaces.
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """PyYAML's safe loader with its traps removed.
+
+    Duplicate keys are an error (PyYAML silently keeps the last one), ``1e-3`` is
+    a float (YAML 1.1 wants ``1.0e-3`` and otherwise reads a string, which would
+    surface later as a baffling "low='1e-3' must be a number"), and the composed
+    document is measured before anything is built from it: nesting is bounded
+    (construction is recursive) and so is its size with aliases expanded (an
+    alias bomb is refused before anything walks it).
     """
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        depth, size = _measure(node)
+        if depth > MAX_DEPTH:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"nesting is deeper than {MAX_DEPTH} levels", node.start_mark
+            )
+        if size > MAX_NODES:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"the document expands to more than {MAX_NODES:,} values through its "
+                f"aliases (&anchor / *alias); write the values out or use fewer aliases",
+                node.start_mark,
+            )
+        return super().construct_document(node)
+
+
+def _measure(root: yaml.Node) -> tuple[int, int]:
+    """Depth and node count of the document with every alias expanded, computed
+    without expanding (each shared node is measured once) and without recursion."""
+    measured: dict[int, tuple[int, int]] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in measured:
+            continue
+        children = _children(node)
+        if children_done or not children:
+            parts = [measured[id(c)] for c in children]
+            depth = 1 + max((d for d, _ in parts), default=0)
+            size = 1 + sum(n for _, n in parts)
+            if depth > MAX_DEPTH or size > MAX_NODES:
+                return depth, size
+            measured[id(node)] = (depth, size)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in measured)
+    return measured[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -42,7 +104,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
         seen.add(key)
-    return loader.construct_mapping(node, deep=True)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=True)
+    return mapping
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
