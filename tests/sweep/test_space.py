@@ -419,3 +419,24 @@ def test_spaces_pickle() -> None:
     space = mixed_space()
     assert pickle.loads(pickle.dumps(space)) == space
     assert repr(pickle.loads(pickle.dumps(space))) == repr(space)
+
+
+@pytest.mark.parametrize(
+    ("space", "fragment"),
+    [
+        ({"x": uniform(-1e308, 1e308)}, "high - low overflows"),
+        ({"n": randint(0, 10**20)}, r"within \+/-2\*\*53"),
+        ({"n": {"type": "randint", "low": -(2**60), "high": 0}}, r"within \+/-2\*\*53"),
+    ],
+)
+def test_bounds_that_overflow_are_refused(space: dict[str, Any], fragment: str) -> None:
+    """Bounds whose width overflows a float, or integers past 2**53, are refused at start."""
+    with pytest.raises(SpecError, match=fragment):
+        SearchSpace.from_any(space)
+
+
+def test_a_name_unicode_normalization_changes_is_refused() -> None:
+    """'µ' (micro sign) reads as 'μ' in a constraint, so the name is refused, naming both."""
+    with pytest.raises(SpecError, match="'µ' changes under Unicode normalization.*'μ'"):
+        SearchSpace.from_any({"µ": uniform(0, 1)})
+    assert list(SearchSpace.from_any({"μ": uniform(0, 1)})) == ["μ"]

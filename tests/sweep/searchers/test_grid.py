@@ -143,3 +143,10 @@ def test_fixed_lists_are_fresh_copies() -> None:
     assert first is not None
     first["layers"].append(1)
     assert searcher.suggest(1) == {"a": 2, "layers": [64, 64]}
+
+
+def test_only_continuous_parameters_are_refused() -> None:
+    """A grid with nothing to enumerate would run one trial: refused at setup, naming why."""
+    searcher = GridSearcher()
+    with pytest.raises(SpecError, match=r"every free parameter is continuous \(x \(uniform"):
+        searcher.setup(make_ctx(SearchSpace({"x": uniform(0, 1), "k": Fixed(3)})))

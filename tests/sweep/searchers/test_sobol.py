@@ -102,3 +102,12 @@ def test_options_are_checked() -> None:
     searcher.setup(make_ctx(CUBE))
     with pytest.raises(SpecError, match="cannot restore"):
         searcher.load_state_dict({"drawn": -1, "seed": 0})
+
+
+def test_more_dimensions_than_scipy_supports_are_refused() -> None:
+    """A space past Sobol's dimension limit is refused at setup, before any trial."""
+    from raysweep.sweep.searchers.sobol import MAX_DIMENSIONS
+
+    space = SearchSpace({f"p{i}": uniform(0, 1) for i in range(MAX_DIMENSIONS + 1)})
+    with pytest.raises(SpecError, match=f"at most {MAX_DIMENSIONS} free parameters"):
+        SobolSearcher(seed=0).setup(make_ctx(space))

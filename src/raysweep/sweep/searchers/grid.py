@@ -81,6 +81,14 @@ class GridSearcher(Searcher):
                     "grid([...]) with fewer values, a coarser quniform q, or the random "
                     "or sobol searcher"
                 )
+        continuous = [n for n, d in domains.items() if d.cardinality() is None]
+        if continuous and size == 1 and len(continuous) == len(ctx.space.free_names):
+            shown = ", ".join(f"{n} ({domains[n]})" for n in continuous)
+            raise SpecError(
+                f"searcher 'grid' has nothing to enumerate: every free parameter is "
+                f"continuous ({shown}), which a grid draws once per point, so it would run "
+                f"one trial; list values with grid([...]) or quniform, or use random or sobol"
+            )
         self._size = size
         self._index = 0
         self._set_order(list(domains))

@@ -24,7 +24,11 @@ from raysweep.errors import RaysweepError, SpecError
 from raysweep.sweep.searchers._base import SearchContext, Searcher
 from raysweep.sweep.searchers.random import check_seed, first_feasible
 
-__all__ = ["SobolSearcher"]
+__all__ = ["MAX_DIMENSIONS", "SobolSearcher"]
+
+
+#: Most dimensions SciPy's Sobol' engine has direction numbers for.
+MAX_DIMENSIONS = 21201
 
 
 class SobolSearcher(Searcher):
@@ -68,6 +72,11 @@ class SobolSearcher(Searcher):
         # Which coordinate drives which parameter; kept in the state, so a resumed
         # experiment continues the same design even if the space was reordered.
         self._order = list(ctx.space.free_names)
+        if len(self._order) > MAX_DIMENSIONS:
+            raise SpecError(
+                f"searcher 'sobol' supports at most {MAX_DIMENSIONS} free parameters (SciPy's "
+                f"Sobol' limit), the space has {len(self._order)}; use the random searcher"
+            )
         self._reset(drawn=0)
 
     def _reset(self, drawn: int) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -244,6 +245,14 @@ class SearchSpace(Mapping[str, Domain]):
                 raise SpecError(
                     f"parameter name {name!r} must be a Python identifier (letters, digits "
                     "and _, not starting with a digit), so constraints can refer to it"
+                )
+            normal = unicodedata.normalize("NFKC", name)
+            if normal != name:
+                # Python reads names in expressions normalized, so a constraint could
+                # never refer to this parameter (and might silently mean another).
+                raise SpecError(
+                    f"parameter name {name!r} changes under Unicode normalization (NFKC) to "
+                    f"{normal!r}, which is what constraints would see; rename it {normal!r}"
                 )
             if not isinstance(domain, Domain):
                 raise SpecError(

@@ -129,6 +129,10 @@ class Domain(abc.ABC):
         return f"{self.type_name}({args})"
 
 
+#: Largest integer bound: every integer up to it is exactly a float, so draws are exact.
+MAX_EXACT_INT = 2**53
+
+
 @dataclass(frozen=True, slots=True)
 class _Range(Domain):
     """Shared validation of the numeric ranges; not public, so that an
@@ -158,6 +162,16 @@ class _Range(Domain):
             raise SpecError(
                 f"parameter {name!r}: {self.type_name} needs low < high, got low={self.low!r}, "
                 f"high={self.high!r} (use a fixed value for a constant)"
+            )
+        if self._integer and max(abs(self.low), abs(self.high)) > MAX_EXACT_INT:
+            raise SpecError(
+                f"parameter {name!r}: {self.type_name} bounds must be within +/-2**53 so every "
+                f"integer can be drawn, got low={self.low!r}, high={self.high!r}"
+            )
+        if not math.isfinite(float(self.high) - float(self.low)):
+            raise SpecError(
+                f"parameter {name!r}: {self.type_name} range high - low overflows a float "
+                f"(low={self.low!r}, high={self.high!r}); narrow the bounds"
             )
         if self._log and self.low <= 0:
             raise SpecError(
