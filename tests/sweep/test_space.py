@@ -437,6 +437,6 @@ def test_bounds_that_overflow_are_refused(space: dict[str, Any], fragment: str) 
 
 def test_a_name_unicode_normalization_changes_is_refused() -> None:
     """'µ' (micro sign) reads as 'μ' in a constraint, so the name is refused, naming both."""
-    with pytest.raises(SpecError, match="'µ' changes under Unicode normalization.*'μ'"):
+    with pytest.raises(SpecError, match=r"'µ' changes under Unicode normalization.*'μ'"):
         SearchSpace.from_any({"µ": uniform(0, 1)})
     assert list(SearchSpace.from_any({"μ": uniform(0, 1)})) == ["μ"]
