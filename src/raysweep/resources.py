@@ -41,6 +41,32 @@ def _check_amount(name: str, value: Any) -> None:
         raise SpecError(f"{name}: expected a whole number, got {describe(value)}")
 
 
+def _check_ray_options(options: Mapping[str, Any]) -> None:
+    """A typo in a Ray option (``num_gpu``) is found at start, not by Ray on the first task.
+
+    The valid names come from Ray's own table of task options (a private module,
+    imported only when ``custom["ray"]`` is given); if a Ray version moved it, the
+    check is skipped and Ray itself refuses the option.
+    """
+    import importlib
+
+    valid: Any = None
+    for module in ("ray._common.ray_option_utils", "ray._private.ray_option_utils"):
+        try:
+            valid = importlib.import_module(module).task_options
+            break
+        except (ImportError, AttributeError):
+            continue
+    if not isinstance(valid, Mapping):
+        return
+    for key in options:
+        if key not in valid:
+            raise SpecError(
+                f"custom.ray: unknown Ray task option {key!r}{did_you_mean(key, valid)}; "
+                f"valid options: {', '.join(sorted(k for k in valid if not k.startswith('_')))}"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class Resources:
     """Resources and retry policy of one task.
@@ -73,6 +99,8 @@ class Resources:
                 f"custom: expected a mapping of engine name to options, e.g. "
                 f"{{'ray': {{'scheduling_strategy': 'SPREAD'}}}}, got {describe(self.custom)}"
             )
+        if "ray" in self.custom:
+            _check_ray_options(self.custom["ray"])
 
     @classmethod
     def coerce(cls, value: Resources | Mapping[str, Any] | None) -> Resources:

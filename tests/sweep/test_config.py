@@ -111,6 +111,12 @@ def test_unknown_option_is_a_type_error_with_did_you_mean() -> None:
         ({"force": True}, "force: only applies with resume=True"),
         ({"num_trials": None}, "num_trials: required"),
         ({"objective": None}, "missing required option 'objective'"),
+        (
+            {"resources": {"custom": {"ray": {"num_gpu": 1}}}},
+            "resources.custom.ray: unknown Ray task option 'num_gpu' (did you mean 'num_gpus'?)",
+        ),
+        ({"runtime_env": {"working_dir": "/no/such/dir"}}, "runtime_env.working_dir: no such"),
+        ({"runtime_env": {"env_vars": {"A": 1}}}, "runtime_env.env_vars: expected a mapping"),
     ],
 )
 def test_each_bad_value_is_one_line_naming_the_option(

@@ -272,8 +272,20 @@ def runtime_env(value: Any, ctx: Context) -> dict[str, Any]:
     """Ray's runtime environment; a local ``working_dir`` is read against the base folder."""
     env = dict(expect_mapping(value, "{env_vars: {OMP_NUM_THREADS: '1'}}"))
     working_dir = env.get("working_dir")
-    if isinstance(working_dir, str) and "://" not in working_dir:
-        env["working_dir"] = str(ctx.path(working_dir))
+    if isinstance(working_dir, str | Path) and "://" not in str(working_dir):
+        path = ctx.path(working_dir)
+        if not path.is_dir() and not (path.is_file() and path.suffix == ".zip"):
+            raise SpecError(f"working_dir: no such folder {str(path)!r}")
+        env["working_dir"] = str(path)
+    env_vars = env.get("env_vars")
+    if env_vars is not None and (
+        not isinstance(env_vars, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items())
+    ):
+        raise SpecError(
+            f"env_vars: expected a mapping of names to strings (quote numbers: '1'), "
+            f"got {describe(env_vars)}"
+        )
     return env
 
 
