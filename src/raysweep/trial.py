@@ -48,6 +48,8 @@ class Trial:
             holding ``step`` and the metrics of that report.
         error: why the trial FAILED (message and traceback) or was ABANDONED.
         created_at, started_at, ended_at: Unix times (``None`` until they happen).
+        queued_at: Unix time the trial was handed to the backend (``None`` until
+            then; a store written before raysweep recorded it gives ``started_at``).
         node: the IP address of the node that ran the last attempt.
         attempts: how many times it was started (worker deaths and resumes add one).
     """
@@ -63,6 +65,7 @@ class Trial:
     ended_at: float | None = None
     node: str | None = None
     attempts: int = 0
+    queued_at: float | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -81,6 +84,7 @@ class Trial:
             "intermediate": [dict(r) for r in self.intermediate],
             "error": self.error,
             "created_at": self.created_at,
+            "queued_at": self.queued_at,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "node": self.node,

@@ -1,24 +1,23 @@
-"""Small text helpers shared by the commands: numbers, configs, durations, paths."""
+"""Small helpers shared by the commands: numbers, configs, durations, paths, the stored spec."""
 
 from __future__ import annotations
 
 import math
-import os
 import shlex
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from raysweep.errors import ExperimentNotFoundError
-from raysweep.store import DB_FILENAME, SQLiteStore
+from raysweep.errors import SpecError, StoreError
+from raysweep.store import ExperimentStore
 
 __all__ = [
+    "checked_spec",
     "display_path",
     "flatten_scalars",
     "format_config",
     "format_duration",
     "format_value",
-    "open_experiment",
     "shell_path",
 ]
 
@@ -67,30 +66,60 @@ def shell_path(path: str | Path) -> str:
     return shlex.quote(display_path(path))
 
 
-def open_experiment(path: str | Path) -> SQLiteStore:
-    """Open an experiment read-only from its folder or its ``experiment.db``.
+def checked_spec(store: ExperimentStore) -> dict[str, Any]:
+    """The stored spec, checked for what ``status`` and ``export`` read from it.
 
-    Reading never writes, so this works while a run is writing the same file.
+    A hand-edited spec (a ``mode`` of ``'up'``, a space that is not a mapping)
+    becomes one line naming the file, rather than a traceback half-way through
+    the output.
 
     Raises:
-        ExperimentNotFoundError: no experiment there; when ``path`` is a storage
-            folder holding experiments, the message lists them.
+        StoreError: ``"<file>: stored spec: <problem>"``.
     """
-    given = Path(path)
-    directory = given.parent if given.is_file() and given.name == DB_FILENAME else given
-    if given.is_file() and given.name != DB_FILENAME:
-        raise ExperimentNotFoundError(
-            f"{path} is not an experiment folder or an {DB_FILENAME} file"
-        )
-    if not SQLiteStore.exists(directory) and directory.is_dir():
-        inside = sorted(p.name for p in directory.iterdir() if SQLiteStore.exists(p))
-        if inside:
-            shown = ", ".join(os.path.join(str(path), n) for n in inside[:5])
-            more = f" and {len(inside) - 5} more" if len(inside) > 5 else ""
-            raise ExperimentNotFoundError(
-                f"{path} holds experiments rather than being one; pass one of: {shown}{more}"
-            )
-    return SQLiteStore.open(directory, readonly=True)
+    spec = store.read_spec()
+    try:
+        _check_spec(spec)
+    except (SpecError, TypeError, ValueError) as exc:
+        raise StoreError(f"{store.describe()}: stored spec: {exc}") from None
+    return spec
+
+
+def _check_spec(spec: Mapping[str, Any]) -> None:
+    kind = spec.get("kind", "sweep")
+    if kind not in ("sweep", "gradient"):
+        raise SpecError(f"kind: expected 'sweep' or 'gradient', got {kind!r}")
+    if not isinstance(spec.get("name", ""), str):
+        raise SpecError(f"name: expected a string, got {spec['name']!r}")
+    if kind == "gradient":
+        for key in ("simulators", "objectives"):
+            names = spec.get(key)
+            if names is not None and not (
+                isinstance(names, list) and all(isinstance(n, str) for n in names)
+            ):
+                raise SpecError(f"{key}: expected a list of names, got {names!r}")
+        _check_count(spec, "n_steps")
+        return
+    from raysweep.objectives import Objectives
+    from raysweep.sweep.space import SearchSpace
+
+    Objectives.parse(spec.get("metric", "loss"), spec.get("mode", "min"))
+    _check_count(spec, "num_trials")
+    if "space" in spec:
+        SearchSpace.from_json(spec["space"])
+    searcher = spec.get("searcher")
+    if not (searcher is None or isinstance(searcher, str | Mapping)):
+        raise SpecError(f"searcher: expected a name or {{name: ...}}, got {searcher!r}")
+    constraints = spec.get("constraints")
+    if constraints is not None and not (
+        isinstance(constraints, list) and all(isinstance(c, str) for c in constraints)
+    ):
+        raise SpecError(f"constraints: expected a list of strings, got {constraints!r}")
+
+
+def _check_count(spec: Mapping[str, Any], key: str) -> None:
+    value = spec.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise SpecError(f"{key}: expected a whole number >= 0, got {value!r}")
 
 
 def flatten_scalars(value: Any, prefix: str = "", max_list: int = 64) -> Iterator[tuple[str, Any]]:

@@ -18,8 +18,8 @@ from typing import Any
 
 import click
 
-from raysweep.cli._format import flatten_scalars, open_experiment
-from raysweep.store import ExperimentStore
+from raysweep.cli._format import checked_spec, flatten_scalars
+from raysweep.store import ExperimentStore, open_experiment
 from raysweep.sweep.result import trials_dataframe
 
 __all__ = ["experiment_csv", "experiment_json", "export_command", "to_strict_json"]
@@ -73,7 +73,7 @@ def export_command(directory: Path, fmt: str | None, output: Path | None) -> Non
 
 def experiment_json(store: ExperimentStore) -> dict[str, Any]:
     """``{"experiment": {...}, "trials": [...]}``, or ``"steps"`` for a gradient run."""
-    spec = store.read_spec()
+    spec = checked_spec(store)
     experiment = dict(spec)
     experiment.update(
         {
@@ -95,7 +95,7 @@ def experiment_csv(store: ExperimentStore) -> str:
     scalar ``params/...``, ``timings/...``)."""
     import pandas as pd
 
-    if store.read_spec().get("kind") == "gradient":
+    if checked_spec(store).get("kind") == "gradient":
         rows = []
         for record in store.steps():
             row: dict[str, Any] = {"step": record.step, "time": record.time}

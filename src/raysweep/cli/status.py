@@ -2,13 +2,14 @@
 
 It opens the database read-only, so it can be run any number of times while a
 sweep or a gradient run is writing the same file (SQLite WAL readers never
-block the writer).
+block the writer), and on folders this user may only read. For a "running"
+experiment it judges whether the driver is still there from the stored driver
+and heartbeat (:func:`raysweep.store.judge_driver`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -19,15 +20,23 @@ import click
 from rich.console import Console
 
 from raysweep.cli._format import (
+    checked_spec,
     display_path,
     flatten_scalars,
     format_config,
     format_duration,
     format_value,
-    open_experiment,
 )
 from raysweep.objectives import Objectives
-from raysweep.store import ExperimentStore, StepRecord
+from raysweep.store import (
+    HEARTBEAT_KEY,
+    DriverState,
+    DriverVerdict,
+    ExperimentStore,
+    StepRecord,
+    judge_driver,
+    open_experiment,
+)
 from raysweep.trial import Trial, TrialState
 
 __all__ = ["render_status", "status_command"]
@@ -52,32 +61,35 @@ def status_command(directory: Path) -> None:
         store.close()
 
 
-def driver_alive(driver: Any) -> bool:
-    """Whether the process that wrote ``status: running`` still runs.
-
-    Only a driver on this host can be checked; one elsewhere is assumed alive.
-    """
-    if not isinstance(driver, dict) or driver.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(driver["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, KeyError, TypeError, ValueError):
-        return True
-    return True
-
-
 def render_status(
-    store: ExperimentStore, console: Console, directory: str | Path, now: float
+    store: ExperimentStore,
+    console: Console,
+    directory: str | Path,
+    now: float,
+    host: str | None = None,
 ) -> None:
-    """Print the status of the experiment in ``store`` (``now``: Unix time, for ages)."""
-    spec = store.read_spec()
+    """Print the status of the experiment in ``store``.
+
+    Args:
+        now: Unix time, for ages and the heartbeat judgement.
+        host: this machine's name (default ``socket.gethostname()``); a driver
+            on this host is checked by its pid.
+    """
+    spec = checked_spec(store)
     kind = str(spec.get("kind", "sweep"))
     status = store.get_meta("status", "unknown")
     reason = store.get_meta("stop_reason")
-    if status == "running" and not driver_alive(store.get_meta("driver")):
-        status, reason = "interrupted", "its driver is no longer running; continue with --resume"
+    beat = store.get_meta(HEARTBEAT_KEY)
+    verdict = None
+    if status == "running":
+        verdict = judge_driver(
+            store.get_meta("driver"), beat, now=now, this_host=host or socket.gethostname()
+        )
+        if verdict.state is DriverState.INTERRUPTED:
+            status = "interrupted"
+            reason = "its driver is no longer running; continue with --resume"
+        elif verdict.state is DriverState.UNRESPONSIVE:
+            reason = _unresponsive(verdict, now)
     title = f"{spec.get('name', '?')} ({kind}): {status}" + (f", {reason}" if reason else "")
     console.print(title, style="bold", markup=False)
     grid = _Lines()
@@ -85,12 +97,35 @@ def render_status(
     started = store.get_meta("started_at")
     if started is not None:
         grid.row("started", _when(started, now))
+    if verdict is not None and verdict.state is DriverState.RUNNING and verdict.last_seen:
+        grid.row("driver", _heartbeat_line(verdict, beat, now))
     if kind == "gradient":
         _gradient(grid, spec, store.steps(), now)
     else:
         _sweep(grid, spec, store, now)
     for line in grid.render():
         console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _unresponsive(verdict: DriverVerdict, now: float) -> str:
+    seen = verdict.last_seen if verdict.last_seen is not None else now
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seen))
+    pid = "?" if verdict.pid is None else verdict.pid
+    return (
+        f"driver unresponsive since {stamp} ({format_duration(now - seen)} ago, "
+        f"host {verdict.host or '?'} pid {pid})"
+    )
+
+
+def _heartbeat_line(verdict: DriverVerdict, beat: Any, now: float) -> str:
+    seen = verdict.last_seen or now
+    every = beat.get("interval_s") if isinstance(beat, dict) else None
+    often = f", every {format_duration(every)}" if isinstance(every, int | float) else ""
+    pid = "?" if verdict.pid is None else verdict.pid
+    return (
+        f"host {verdict.host or '?'} pid {pid}, "
+        f"heartbeat {format_duration(max(0.0, now - seen))} ago{often}"
+    )
 
 
 class _Lines:

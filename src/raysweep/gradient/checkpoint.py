@@ -11,13 +11,14 @@ back fills the leaves into a template built the same way as in the first run
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from raysweep.errors import ExperimentMismatchError, SpecError
 from raysweep.gradient.trees import decode_array, decode_value, encode_array, encode_value
-from raysweep.store import SQLiteStore, StepRecord
+from raysweep.store import HEARTBEAT_KEY, ExperimentStore, StepRecord, heartbeat, locate
 
 __all__ = [
     "RunStatus",
@@ -27,6 +28,7 @@ __all__ = [
     "decode_tree",
     "encode_states",
     "encode_tree",
+    "heartbeat_interval",
 ]
 
 
@@ -102,38 +104,65 @@ def decode_states(encoded: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     return states, reset
 
 
+#: Heartbeat interval of a gradient run at start and after a short step (seconds).
+MIN_HEARTBEAT_S = 60.0
+#: Before its first step a run promises a heartbeat within this long: the first
+#: step also compiles and starts every simulator, and its length is unknown.
+FIRST_STEP_BOUND_S = 900.0
+
+
+def heartbeat_interval(last_step_s: float | None) -> float:
+    """How long a gradient run may take until its next heartbeat.
+
+    A run writes its heartbeat only when it records a step, so the bound follows
+    the last step's length: the larger of :data:`MIN_HEARTBEAT_S` and three
+    times that step (steps vary; ``raysweep status`` only calls the driver
+    unresponsive after three intervals, so nine of those steps). Before any step
+    it is :data:`FIRST_STEP_BOUND_S`.
+
+    Example:
+        >>> heartbeat_interval(5.0), heartbeat_interval(100.0), heartbeat_interval(None)
+        (60.0, 300.0, 900.0)
+    """
+    if last_step_s is None:
+        return FIRST_STEP_BOUND_S
+    return max(MIN_HEARTBEAT_S, 3.0 * last_step_s)
+
+
 class RunStore:
     """The experiment store of one gradient run, with the few calls the loop makes.
 
     Args:
         store: the open experiment.
+        clock: Unix time source for heartbeats (tests pass a fake one).
     """
 
-    __slots__ = ("store",)
+    __slots__ = ("_clock", "_last_beat", "_last_step_s", "store")
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: ExperimentStore, clock: Callable[[], float] = time.time) -> None:
         self.store = store
-
-    @staticmethod
-    def directory(storage: str | Path, name: str) -> Path:
-        """Where the run named ``name`` lives under ``storage``."""
-        return Path(storage) / name
+        self._clock = clock
+        self._last_beat: float | None = None
+        self._last_step_s: float | None = None
 
     @classmethod
-    def create(cls, storage: str | Path, spec: Mapping[str, Any]) -> RunStore:
+    def create(cls, storage: str | os.PathLike[str], spec: Mapping[str, Any]) -> RunStore:
         """A new run; ``ExperimentExistsError`` if one is stored under that name."""
-        return cls(SQLiteStore.create(cls.directory(storage, spec["name"]), spec))
+        return cls(locate(storage, spec["name"]).create(spec))
 
     @classmethod
-    def resume(cls, storage: str | Path, spec: Mapping[str, Any]) -> RunStore:
+    def resume(cls, storage: str | os.PathLike[str], spec: Mapping[str, Any]) -> RunStore:
         """Open a stored run to continue it, checking that it is the same run.
+
+        A run stored by an older raysweep is migrated to the current schema.
 
         Raises:
             ExperimentNotFoundError: nothing is stored under that name.
             ExperimentMismatchError: it is not a gradient run, or its simulators or
                 objectives have other names.
+            StoreError: the stored run is damaged or cannot be written.
         """
-        store = SQLiteStore.open(cls.directory(storage, spec["name"]))
+        store = locate(storage, spec["name"]).open()
         stored = store.read_spec()
         if stored.get("kind") != "gradient":
             store.close()
@@ -183,14 +212,30 @@ class RunStore:
             "simulator_states": encode_states(states),
         }
         self.store.record_step(step, data, checkpoint)
+        now = self._clock()
+        if self._last_beat is not None:
+            self._last_step_s = max(0.0, now - self._last_beat)
+        self._beat(now)
 
     def event(self, kind: str, data: Mapping[str, Any] | None = None) -> None:
         """Append to the run's event log."""
         self.store.add_event(kind, data)
 
     def set_status(self, status: RunStatus) -> None:
-        """Set the ``status`` meta key."""
+        """Set the ``status`` meta key; ``RUNNING`` also writes the first heartbeat."""
+        if status is RunStatus.RUNNING:
+            now = self._clock()
+            self._last_beat = now
+            self.store.commit(meta={"status": status.value, HEARTBEAT_KEY: self._heartbeat(now)})
+            return
         self.store.set_meta("status", status.value)
+
+    def _heartbeat(self, now: float) -> dict[str, Any]:
+        return heartbeat(heartbeat_interval(self._last_step_s), now=now)
+
+    def _beat(self, now: float) -> None:
+        self._last_beat = now
+        self.store.set_meta(HEARTBEAT_KEY, self._heartbeat(now))
 
     def close(self) -> None:
         """Release the database connection."""

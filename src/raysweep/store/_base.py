@@ -28,6 +28,7 @@ class NewTrial:
     created_at: float = 0.0
     started_at: float | None = None
     attempts: int = 0
+    queued_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class TrialUpdate:
     reports: Sequence[Mapping[str, Any]] = ()
     replace_reports: bool = False
     clear: frozenset[str] = frozenset()
+    queued_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +143,7 @@ class ExperimentStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release the connection."""
+
+    def describe(self) -> str:
+        """What messages name this store by: its file, or its address."""
+        return type(self).__name__

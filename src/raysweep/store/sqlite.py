@@ -6,11 +6,14 @@ written together), and concurrent readers while the run writes (WAL mode).
 ``synchronous=NORMAL`` in WAL mode survives a killed process: a committed
 transaction is in the WAL file before ``commit()`` returns; only a power loss can
 drop the last transactions, and even then the file is never corrupted.
+
+Opening checks the file before trusting it (see ``_sqlite_file.py``), brings an
+older schema forward (``_migrations.py``), and turns every SQLite or JSON
+problem met later into one :class:`StoreError` line naming the file.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -19,53 +22,39 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from raysweep.errors import ExperimentExistsError, ExperimentNotFoundError, RaysweepError
+from raysweep.errors import (
+    ExperimentExistsError,
+    ExperimentNotFoundError,
+    RaysweepError,
+    StoreError,
+)
+from raysweep.store import _migrations as migrations
 from raysweep.store._base import ExperimentStore, NewTrial, StepRecord, TrialUpdate
+from raysweep.store._migrations import SCHEMA, SCHEMA_VERSION, TABLES, check_version
+from raysweep.store._rows import (
+    TRIAL_COLUMNS,
+    apply_update,
+    dumps,
+    json_object,
+    loads,
+    row_to_trial,
+    trial_state,
+)
+from raysweep.store._sqlite_file import (
+    check_header,
+    connect_readonly,
+    connect_writable,
+    file_stamp,
+    memory_copy,
+    sqlite_error,
+    table_names,
+    wal_path,
+)
 from raysweep.trial import Trial, TrialState
 
 __all__ = ["DB_FILENAME", "SCHEMA_VERSION", "SQLiteStore"]
 
 DB_FILENAME = "experiment.db"
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS trials (
-    trial_id INTEGER PRIMARY KEY,
-    state TEXT NOT NULL,
-    config TEXT NOT NULL,
-    metrics TEXT NOT NULL DEFAULT '{}',
-    error TEXT,
-    created_at REAL,
-    started_at REAL,
-    ended_at REAL,
-    node TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS trials_by_state ON trials (state);
-CREATE TABLE IF NOT EXISTS reports (
-    trial_id INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (trial_id, seq)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time REAL NOT NULL,
-    kind TEXT NOT NULL,
-    trial_id INTEGER,
-    data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS steps (
-    step INTEGER PRIMARY KEY,
-    time REAL NOT NULL,
-    data TEXT NOT NULL,
-    checkpoint TEXT NOT NULL
-);
-"""
-
-_UPDATABLE = ("started_at", "ended_at", "node", "attempts")
-_CLEARABLE = ("error", "ended_at", "node")
 
 
 def _exists(path: Path) -> ExperimentExistsError:
@@ -75,15 +64,13 @@ def _exists(path: Path) -> ExperimentExistsError:
     )
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
 class SQLiteStore(ExperimentStore):
     """An experiment stored in ``<directory>/experiment.db``.
 
     Use :meth:`create` for a new experiment and :meth:`open` for an existing one;
-    neither ever overwrites what is stored.
+    neither ever overwrites what is stored. Code outside ``raysweep.store`` opens
+    stores through :func:`raysweep.store.locate` or
+    :func:`raysweep.store.open_experiment`.
 
     Example:
         >>> import tempfile
@@ -93,26 +80,44 @@ class SQLiteStore(ExperimentStore):
         'demo'
     """
 
-    __slots__ = ("_conn", "path", "readonly")
+    __slots__ = ("_conn", "_watch", "path", "readonly")
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, readonly: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        readonly: bool,
+        watch: tuple[tuple[int, int] | None, bool] | None = None,
+    ) -> None:
         self.path = path
         self._conn = conn
         self.readonly = readonly
+        #: For an immutable reader: the file's stamp when it was opened.
+        self._watch = watch
+
+    def describe(self) -> str:
+        return str(self.path)
 
     # -- opening ------------------------------------------------------------------
     @staticmethod
-    def db_path(directory: str | Path) -> Path:
+    def db_path(directory: str | os.PathLike[str]) -> Path:
         """Where the database of the experiment in ``directory`` lives."""
         return Path(directory) / DB_FILENAME
 
     @classmethod
-    def exists(cls, directory: str | Path) -> bool:
-        """Whether ``directory`` holds an experiment."""
-        return cls.db_path(directory).is_file()
+    def exists(cls, directory: str | os.PathLike[str]) -> bool:
+        """Whether ``directory`` holds an experiment (a damaged one included).
+
+        Raises:
+            StoreError: this user may not look into ``directory``.
+        """
+        try:
+            return cls.db_path(directory).is_file()
+        except PermissionError:
+            raise StoreError(f"cannot look into {directory}: permission denied") from None
 
     @classmethod
-    def create(cls, directory: str | Path, spec: Mapping[str, Any]) -> SQLiteStore:
+    def create(cls, directory: str | os.PathLike[str], spec: Mapping[str, Any]) -> SQLiteStore:
         """Create a new experiment; refuses if one is already stored there.
 
         The database is built complete (tables and spec) under a temporary name
@@ -120,75 +125,169 @@ class SQLiteStore(ExperimentStore):
         and of two processes creating the same experiment exactly one wins.
         """
         path = cls.db_path(directory)
-        if path.exists():
+        if cls.exists(directory):
             raise _exists(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         draft = path.with_name(f".{path.name}.{os.getpid()}.creating")
-        draft.unlink(missing_ok=True)
-        conn = sqlite3.connect(draft, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("INSERT INTO meta (key, value) VALUES ('spec', ?)", (_dumps(dict(spec)),))
-            conn.execute(
-                "INSERT INTO events (time, kind, trial_id, data) VALUES (?, 'created', NULL, '{}')",
-                (time.time(),),
-            )
-            conn.execute("COMMIT")
-        finally:
-            conn.close()  # the last close checkpoints the WAL into the file
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            raise _exists(path) from None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draft.unlink(missing_ok=True)
+            conn = connect_writable(draft)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(SCHEMA)
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('spec', ?)", (dumps(dict(spec)),)
+                )
+                conn.execute(
+                    "INSERT INTO events (time, kind, trial_id, data) "
+                    "VALUES (?, 'created', NULL, '{}')",
+                    (time.time(),),
+                )
+                conn.execute("COMMIT")
+            finally:
+                conn.close()  # the last close checkpoints the WAL into the file
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                raise _exists(path) from None
+        except sqlite3.Error as exc:
+            raise sqlite_error(path, exc, "cannot create it") from None
+        except OSError as exc:
+            raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from None
         finally:
             draft.unlink(missing_ok=True)
-        return cls(path, cls._connect(path, readonly=False), readonly=False)
+        return cls(path, connect_writable(path), readonly=False)._ready()
 
     @classmethod
-    def open(cls, directory: str | Path, *, readonly: bool = False) -> SQLiteStore:
-        """Open an existing experiment (``readonly`` for status and export)."""
-        path = cls.db_path(directory)
-        if not path.is_file():
+    def open(cls, directory: str | os.PathLike[str], *, readonly: bool = False) -> SQLiteStore:
+        """Open an existing experiment (``readonly`` for status and export).
+
+        Raises:
+            ExperimentNotFoundError: ``directory`` holds no experiment.
+            StoreError: the file is damaged, not a raysweep experiment, of a newer
+                schema, or cannot be read (or written, unless ``readonly``).
+        """
+        if not cls.exists(directory):
             raise ExperimentNotFoundError(
                 f"no experiment found at {Path(directory)} (no {DB_FILENAME})"
             )
-        store = cls(path, cls._connect(path, readonly=readonly), readonly=readonly)
-        version = store._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RaysweepError(
-                f"{path} was written by a newer raysweep (schema {version}, this one reads "
-                f"up to {SCHEMA_VERSION}); upgrade raysweep to read it"
-            )
-        return store
+        return cls.open_file(cls.db_path(directory), readonly=readonly)
+
+    @classmethod
+    def open_file(cls, path: Path, *, readonly: bool) -> SQLiteStore:
+        """Open the database file ``path`` itself (see :meth:`open`).
+
+        Read-only, nothing on disk is written: an older schema is migrated in a
+        copy in memory. For writing, an older schema is migrated in place, in one
+        transaction.
+
+        A read-only store sees what writers commit later, except when it had to
+        read a copy (an older schema, or a folder where this user cannot share
+        the writer's ``-shm``): then it reads the experiment as it was when opened.
+        """
+        watch = None
+        if readonly:
+            stamp = file_stamp(path)
+            conn, immutable = connect_readonly(path)
+            watch = stamp if immutable else None
+        else:
+            check_header(path, check_size=not wal_path(path).exists())
+            folder = path.parent
+            if not (os.access(path, os.W_OK) and os.access(folder, os.W_OK | os.X_OK)):
+                raise StoreError(
+                    f"cannot open {path} for writing: this user may not write it or its "
+                    f"folder (someone else's experiment?); raysweep status and export can "
+                    f"still read it"
+                )
+            conn = connect_writable(path)
+        try:
+            version = cls._inspect(conn, path)
+            if readonly and version < SCHEMA_VERSION:
+                copy = memory_copy(conn)
+                conn.close()
+                conn, watch = copy, None
+            if not readonly:
+                # Only after the file proved to be ours: this pragma may write it.
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            if version < SCHEMA_VERSION:
+                migrations.migrate(conn, path)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise sqlite_error(path, exc) from None
+        except BaseException:
+            conn.close()
+            raise
+        return cls(path, conn, readonly=readonly, watch=watch)
+
+    def _db(self) -> sqlite3.Connection:
+        """The connection to read from; an immutable reader reconnects once a writer
+        has opened or changed the file since (else it would read stale pages)."""
+        if self._watch is not None and file_stamp(self.path) != self._watch:
+            fresh = SQLiteStore.open_file(self.path, readonly=True)
+            self._conn.close()
+            self._conn, self._watch = fresh._conn, fresh._watch
+        return self._conn
 
     @staticmethod
-    def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-        if readonly:
-            conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, timeout=30.0
+    def _inspect(conn: sqlite3.Connection, path: Path) -> int:
+        """The schema version of a file that is a raysweep store; StoreError otherwise."""
+        tables = table_names(conn)
+        if "meta" not in tables:
+            found = ", ".join(sorted(tables)) or "none"
+            raise StoreError(
+                f"{path} is an SQLite database but not a raysweep experiment "
+                f"(no 'meta' table; its tables: {found})"
             )
-        else:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        check_version(path, version)
+        missing = [t for t in TABLES if t not in tables]
+        if missing:
+            raise StoreError(
+                f"{path} is damaged or not a raysweep experiment: "
+                f"table(s) {', '.join(missing)} missing"
+            )
+        return version
+
+    def _ready(self) -> SQLiteStore:
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        return self
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         if self.readonly:
             raise RaysweepError(f"{self.path} is open read-only")
-        cur = self._conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        with self._errors("cannot write"):
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """SQLite errors as one :class:`StoreError` line naming the file."""
         try:
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
+            yield
+        except sqlite3.Error as exc:
+            raise sqlite_error(self.path, exc, doing) from None
+
+    @contextmanager
+    def _snapshot(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """Several reads from one consistent state of the file (a read transaction)."""
+        with self._errors(doing):
+            db = self._db()
+            db.execute("BEGIN")
+            try:
+                yield db
+            finally:
+                db.execute("ROLLBACK")
 
     def close(self) -> None:
         self._conn.close()
@@ -196,16 +295,21 @@ class SQLiteStore(ExperimentStore):
     # -- experiment ---------------------------------------------------------------
     def read_spec(self) -> dict[str, Any]:
         spec = self.get_meta("spec")
+        if spec is None:
+            raise StoreError(f"{self.path} holds no experiment specification (meta 'spec')")
         if not isinstance(spec, dict):
-            raise RaysweepError(f"{self.path} holds no experiment specification")
+            raise StoreError(
+                f"{self.path}: the stored spec is {type(spec).__name__}, expected an object"
+            )
         return spec
 
     def write_spec(self, spec: Mapping[str, Any]) -> None:
         self.set_meta("spec", dict(spec))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        with self._errors(f"cannot read meta {key!r}"):
+            row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else loads(self.path, row[0], f"meta {key!r}")
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._transaction() as cur:
@@ -216,7 +320,7 @@ class SQLiteStore(ExperimentStore):
         cur.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, _dumps(value)),
+            (key, dumps(value)),
         )
 
     def add_event(
@@ -225,7 +329,7 @@ class SQLiteStore(ExperimentStore):
         with self._transaction() as cur:
             cur.execute(
                 "INSERT INTO events (time, kind, trial_id, data) VALUES (?, ?, ?, ?)",
-                (time.time(), kind, trial_id, _dumps(dict(data or {}))),
+                (time.time(), kind, trial_id, dumps(dict(data or {}))),
             )
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
@@ -234,9 +338,11 @@ class SQLiteStore(ExperimentStore):
         if kind is not None:
             sql += " WHERE kind = ?"
             args = (kind,)
-        rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+        with self._errors("cannot read events"):
+            rows = self._db().execute(sql + " ORDER BY id", args).fetchall()
         return [
-            {"time": t, "kind": k, "trial_id": tid, "data": json.loads(d)} for t, k, tid, d in rows
+            {"time": t, "kind": k, "trial_id": tid, "data": loads(self.path, d, f"a {k!r} event")}
+            for t, k, tid, d in rows
         ]
 
     # -- trials -------------------------------------------------------------------
@@ -251,14 +357,15 @@ class SQLiteStore(ExperimentStore):
         with self._transaction() as cur:
             if new:
                 cur.executemany(
-                    "INSERT INTO trials (trial_id, state, config, created_at, started_at, "
-                    "attempts) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO trials (trial_id, state, config, created_at, queued_at, "
+                    "started_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             t.trial_id,
                             t.state.value,
-                            _dumps(dict(t.config)),
+                            dumps(dict(t.config)),
                             t.created_at,
+                            t.queued_at,
                             t.started_at,
                             t.attempts,
                         )
@@ -266,105 +373,47 @@ class SQLiteStore(ExperimentStore):
                     ],
                 )
             for update in updates:
-                self._apply(cur, update)
+                apply_update(cur, update)
             for key, value in (meta or {}).items():
                 self._put_meta(cur, key, value)
 
-    @staticmethod
-    def _apply(cur: sqlite3.Cursor, u: TrialUpdate) -> None:
-        sets: list[str] = []
-        args: list[Any] = []
-        if u.state is not None:
-            sets.append("state = ?")
-            args.append(u.state.value)
-        if u.metrics is not None:
-            sets.append("metrics = ?")
-            args.append(_dumps(dict(u.metrics)))
-        if u.error is not None:
-            sets.append("error = ?")
-            args.append(u.error)
-        for name in sorted(u.clear):
-            if name not in _CLEARABLE:
-                raise RaysweepError(f"cannot clear trial column {name!r}; one of {_CLEARABLE}")
-            sets.append(f"{name} = NULL")
-        for name in _UPDATABLE:
-            value = getattr(u, name)
-            if value is not None:
-                sets.append(f"{name} = ?")
-                args.append(value)
-        if sets:
-            cur.execute(
-                f"UPDATE trials SET {', '.join(sets)} WHERE trial_id = ?", (*args, u.trial_id)
-            )
-            if cur.rowcount != 1:
-                raise RaysweepError(f"cannot update trial {u.trial_id}: no such trial")
-        if u.replace_reports:
-            cur.execute("DELETE FROM reports WHERE trial_id = ?", (u.trial_id,))
-        if u.reports:
-            row = cur.execute(
-                "SELECT COALESCE(MAX(seq), -1) FROM reports WHERE trial_id = ?", (u.trial_id,)
-            ).fetchone()
-            start = int(row[0]) + 1
-            cur.executemany(
-                "INSERT INTO reports (trial_id, seq, data) VALUES (?, ?, ?)",
-                [(u.trial_id, start + i, _dumps(dict(r))) for i, r in enumerate(u.reports)],
-            )
-
     def trials(self, states: Sequence[TrialState] | None = None) -> list[Trial]:
-        sql = (
-            "SELECT trial_id, state, config, metrics, error, created_at, started_at, ended_at, "
-            "node, attempts FROM trials"
-        )
+        sql = f"SELECT {TRIAL_COLUMNS} FROM trials"
         args: list[str] = []
         if states is not None:
             if not states:
                 return []
             sql += f" WHERE state IN ({', '.join('?' for _ in states)})"
             args = [s.value for s in states]
-        rows = self._conn.execute(sql + " ORDER BY trial_id", args).fetchall()
         reports: dict[int, list[Mapping[str, Any]]] = {}
-        for tid, data in self._conn.execute(
-            "SELECT trial_id, data FROM reports ORDER BY trial_id, seq"
-        ):
-            reports.setdefault(tid, []).append(json.loads(data))
-        return [self._row_to_trial(row, reports.get(row[0], [])) for row in rows]
+        with self._snapshot("cannot read trials") as db:
+            rows = db.execute(sql + " ORDER BY trial_id", args).fetchall()
+            texts = db.execute("SELECT trial_id, data FROM reports ORDER BY trial_id, seq")
+            for tid, data in texts.fetchall():
+                reports.setdefault(tid, []).append(
+                    json_object(self.path, data, f"a report of trial {tid}")
+                )
+        return [row_to_trial(self.path, row, reports.get(row[0], [])) for row in rows]
 
     def get_trial(self, trial_id: int) -> Trial:
-        row = self._conn.execute(
-            "SELECT trial_id, state, config, metrics, error, created_at, started_at, ended_at, "
-            "node, attempts FROM trials WHERE trial_id = ?",
-            (trial_id,),
-        ).fetchone()
-        if row is None:
-            raise KeyError(f"no trial with id {trial_id}")
-        reps = [
-            json.loads(d)
-            for (d,) in self._conn.execute(
+        with self._snapshot(f"cannot read trial {trial_id}") as db:
+            row = db.execute(
+                f"SELECT {TRIAL_COLUMNS} FROM trials WHERE trial_id = ?", (trial_id,)
+            ).fetchone()
+            if row is None:
+                raise KeyError(f"no trial with id {trial_id}")
+            data = db.execute(
                 "SELECT data FROM reports WHERE trial_id = ? ORDER BY seq", (trial_id,)
-            )
-        ]
-        return self._row_to_trial(row, reps)
-
-    @staticmethod
-    def _row_to_trial(row: tuple[Any, ...], reports: list[Mapping[str, Any]]) -> Trial:
-        tid, state, config, metrics, error, created, started, ended, node, attempts = row
-        return Trial(
-            trial_id=tid,
-            state=TrialState(state),
-            config=json.loads(config),
-            metrics=json.loads(metrics),
-            intermediate=tuple(reports),
-            error=error,
-            created_at=created,
-            started_at=started,
-            ended_at=ended,
-            node=node,
-            attempts=attempts,
-        )
+            ).fetchall()
+        reps = [json_object(self.path, d, f"a report of trial {trial_id}") for (d,) in data]
+        return row_to_trial(self.path, row, reps)
 
     def count_by_state(self) -> dict[TrialState, int]:
-        rows = self._conn.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall()
-        return {TrialState(s): n for s, n in rows}
+        with self._errors("cannot count trials"):
+            rows = (
+                self._db().execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall()
+            )
+        return {trial_state(self.path, s, "a trial"): n for s, n in rows}
 
     # -- gradient runs ------------------------------------------------------------
     def record_step(
@@ -373,18 +422,32 @@ class SQLiteStore(ExperimentStore):
         with self._transaction() as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO steps (step, time, data, checkpoint) VALUES (?, ?, ?, ?)",
-                (step, time.time(), _dumps(dict(data)), _dumps(dict(checkpoint))),
+                (step, time.time(), dumps(dict(data)), dumps(dict(checkpoint))),
             )
 
     def steps(self) -> list[StepRecord]:
-        rows = self._conn.execute("SELECT step, time, data FROM steps ORDER BY step").fetchall()
-        return [StepRecord(step=s, time=t, data=json.loads(d)) for s, t, d in rows]
+        with self._errors("cannot read steps"):
+            rows = self._db().execute("SELECT step, time, data FROM steps ORDER BY step").fetchall()
+        return [
+            StepRecord(step=s, time=t, data=json_object(self.path, d, f"step {s}"))
+            for s, t, d in rows
+        ]
 
     def latest_checkpoint(self) -> StepRecord | None:
-        row = self._conn.execute(
-            "SELECT step, time, data, checkpoint FROM steps ORDER BY step DESC LIMIT 1"
-        ).fetchone()
+        with self._errors("cannot read the latest checkpoint"):
+            row = (
+                self._db()
+                .execute(
+                    "SELECT step, time, data, checkpoint FROM steps ORDER BY step DESC LIMIT 1"
+                )
+                .fetchone()
+            )
         if row is None:
             return None
         s, t, d, c = row
-        return StepRecord(step=s, time=t, data=json.loads(d), checkpoint=json.loads(c))
+        return StepRecord(
+            step=s,
+            time=t,
+            data=json_object(self.path, d, f"step {s}"),
+            checkpoint=json_object(self.path, c, f"the checkpoint of step {s}"),
+        )
