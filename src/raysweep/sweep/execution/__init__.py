@@ -1,4 +1,4 @@
-"""Where trials run: the backend interface, an in-process backend, and Ray.
+"""Where trials run: the backend interface, in-process and simulated backends, and Ray.
 
 ``raysweep.sweep.execution.ray_backend`` is imported lazily, so the rest of raysweep
 (and its unit tests) works without starting or even importing Ray.
@@ -18,6 +18,7 @@ from raysweep.sweep.execution._base import (
     WallClock,
 )
 from raysweep.sweep.execution.local import FakeClock, InProcessBackend
+from raysweep.sweep.execution.simulated import SimulatedBackend, VirtualClock
 
 __all__ = [
     "Backend",
@@ -25,9 +26,11 @@ __all__ = [
     "Event",
     "FakeClock",
     "InProcessBackend",
+    "SimulatedBackend",
     "TrialFinished",
     "TrialLost",
     "TrialReported",
+    "VirtualClock",
     "WallClock",
     "register_by_value",
 ]

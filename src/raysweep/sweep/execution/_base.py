@@ -83,6 +83,15 @@ class Backend(abc.ABC):
     def cancel(self, trial_id: int) -> None:  # noqa: B027 - optional hook
         """Stop a running trial; no event for it follows."""
 
+    def clock(self) -> Clock | None:
+        """The backend's own time source, or ``None`` for the wall clock.
+
+        A backend that keeps its own time, such as the simulator's virtual clock,
+        returns it here, and the runner must read that clock: time-outs, the time
+        budget and stored times are then measured in the backend's time.
+        """
+        return None
+
     def default_concurrency(self, hints: Resources) -> int:
         """How many trials fit at once when the user did not say."""
         return 1
