@@ -3,11 +3,22 @@
 The runner joins a :class:`~raysweep.sweep.study.Study` (what to try), a
 :class:`~raysweep.sweep.execution.Backend` (where it runs) and the stop conditions
 (when to end). It sleeps only inside ``backend.wait``, which returns on the
-first event or at the next deadline (a trial time-out or the time budget).
+first event or at the next deadline (a trial time-out, the time budget or the
+next heartbeat).
+
+Each iteration costs O(events handled), not O(trials): time-outs sit in a heap
+of deadlines and the study keeps its counts and best value as trials change
+state, so a driver with a thousand trials in flight and tens of thousands
+stored keeps pace with the cluster (``bench/driver_scale.py``).
 """
 
 from __future__ import annotations
 
+import heapq
+import math
+import os
+import socket
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,18 +29,30 @@ from raysweep.sweep.stopping import Stop
 from raysweep.sweep.study import Study
 from raysweep.trial import Trial, TrialState
 
-__all__ = ["Runner", "RunnerOptions"]
+__all__ = ["HEARTBEAT_S", "Runner", "RunnerOptions"]
+
+#: Seconds between two heartbeats of a live driver (meta key ``"heartbeat"``).
+HEARTBEAT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
 class RunnerOptions:
-    """How the loop behaves; validated by :func:`raysweep.run`."""
+    """How the loop behaves; validated by :func:`raysweep.run`.
+
+    ``heartbeat_s``: a live driver stores ``{"host", "pid", "time", "interval_s"}``
+    under the meta key ``"heartbeat"`` at start and again at least every
+    ``heartbeat_s`` (plus the length of one loop iteration), so ``raysweep status``
+    can tell a driver that hangs or died from one that waits for long trials. A
+    busy loop refreshes it with the commit it makes anyway once half the interval
+    has passed; only an idle loop wakes up for it, at the full interval.
+    """
 
     max_concurrent: int
     timeout_s: float | None = None
     max_retries: int = 0
     max_failures: int | None = None
     stop: Stop = field(default_factory=Stop)
+    heartbeat_s: float = HEARTBEAT_S
 
 
 class Runner:
@@ -48,9 +71,15 @@ class Runner:
         self.clock = clock
         self.options = options
         self.callbacks = list(callbacks)
-        self._running: dict[int, float] = {}  # trial id -> start time (for time-outs)
-        self._requeue: list[int] = study.to_rerun()
+        # trial id -> dispatch number; a deadline whose number differs is stale
+        # (the trial ended, or this is an earlier attempt of a re-run trial).
+        self._running: dict[int, int] = {}
+        self._deadlines: list[tuple[float, int, int]] = []  # (deadline, dispatch, trial id)
+        self._dispatches = 0
+        self._requeue: deque[int] = deque(study.to_rerun())
         self._started = clock.now()
+        self._last_beat = -math.inf
+        self._host, self._pid = socket.gethostname(), os.getpid()
 
     def run(self) -> str:
         """Run until ``num_trials`` are done, the searcher is exhausted or a stop
@@ -72,6 +101,7 @@ class Runner:
                 self._check_failures()
                 reason = self._stop_reason()
                 started = [] if reason else self._stage_starts()
+                self._beat()
                 study.flush()
                 self._dispatch(started)
                 self._notify(finished)
@@ -99,7 +129,7 @@ class Runner:
         started: list[Trial] = []
         while len(self._running) + len(started) < self.options.max_concurrent:
             if self._requeue:
-                started.append(self.study.restart(self._requeue.pop(0), now))
+                started.append(self.study.restart(self._requeue.popleft(), now))
             elif self.study.can_ask():
                 trial = self.study.ask(now)
                 if trial is None:
@@ -110,22 +140,49 @@ class Runner:
         return started
 
     def _dispatch(self, started: list[Trial]) -> None:
+        timeout_s = self.options.timeout_s
         for trial in started:
-            self._running[trial.trial_id] = trial.started_at or self.clock.now()
+            self._dispatches += 1
+            self._running[trial.trial_id] = self._dispatches
+            if timeout_s is not None:
+                began = trial.started_at if trial.started_at is not None else self.clock.now()
+                heapq.heappush(
+                    self._deadlines, (began + timeout_s, self._dispatches, trial.trial_id)
+                )
             self.backend.submit(trial.trial_id, trial.config)
+        if len(self._deadlines) > 2 * len(self._running) + 64:
+            # Trials mostly end long before their deadline; drop the stale entries
+            # now and then, so the heap stays as small as what is in flight.
+            self._deadlines = [d for d in self._deadlines if self._running.get(d[2]) == d[1]]
+            heapq.heapify(self._deadlines)
         for trial in started:
             for cb in self.callbacks:
                 cb.on_trial_start(trial)
 
-    def _wait_timeout(self) -> float | None:
-        deadlines = []
-        if self.options.timeout_s is not None and self._running:
-            deadlines.append(min(self._running.values()) + self.options.timeout_s)
+    def _beat(self) -> None:
+        """Stage the heartbeat once half its interval has passed; it rides on this
+        iteration's commit, so a busy loop never makes an extra one for it."""
+        now = self.clock.now()
+        interval = self.options.heartbeat_s
+        if now - self._last_beat >= interval / 2:
+            self.study.stage_meta(
+                "heartbeat",
+                {"host": self._host, "pid": self._pid, "time": now, "interval_s": interval},
+            )
+            self._last_beat = now
+
+    def _wait_timeout(self) -> float:
+        """Seconds until the earliest of: a trial's time-out, the time budget, the
+        next heartbeat."""
+        deadlines = self._deadlines
+        while deadlines and self._running.get(deadlines[0][2]) != deadlines[0][1]:
+            heapq.heappop(deadlines)  # that trial already ended
+        nearest = self._last_beat + self.options.heartbeat_s
+        if deadlines:
+            nearest = min(nearest, deadlines[0][0])
         if self.options.stop.time_budget_s is not None:
-            deadlines.append(self._started + self.options.stop.time_budget_s)
-        if not deadlines:
-            return None
-        return max(0.0, min(deadlines) - self.clock.now())
+            nearest = min(nearest, self._started + self.options.stop.time_budget_s)
+        return max(0.0, nearest - self.clock.now())
 
     def _handle(self, events: Sequence[object]) -> list[Trial]:
         now = self.clock.now()
@@ -161,21 +218,22 @@ class Runner:
 
     def _expire(self) -> list[Trial]:
         """End trials past ``timeout_s``: cancel the task, stage FAILED."""
-        if self.options.timeout_s is None:
-            return []
         now = self.clock.now()
+        deadlines = self._deadlines
         expired: list[Trial] = []
-        for trial_id, started in list(self._running.items()):
-            if now - started >= self.options.timeout_s:
-                self.backend.cancel(trial_id)
-                del self._running[trial_id]
-                trial = self.study.end(
-                    trial_id,
-                    TrialState.FAILED,
-                    f"timed out after {self.options.timeout_s:g} s",
-                    now,
-                )
-                expired.append(trial)
+        while deadlines and deadlines[0][0] <= now:
+            _, dispatch, trial_id = heapq.heappop(deadlines)
+            if self._running.get(trial_id) != dispatch:
+                continue  # it ended before its deadline
+            self.backend.cancel(trial_id)
+            del self._running[trial_id]
+            trial = self.study.end(
+                trial_id,
+                TrialState.FAILED,
+                f"timed out after {self.options.timeout_s:g} s",
+                now,
+            )
+            expired.append(trial)
         return expired
 
     def _tell_searcher(self, trial: Trial) -> None:
@@ -222,4 +280,5 @@ class Runner:
             self.backend.cancel(trial_id)
             self.study.end(trial_id, TrialState.ABANDONED, why, now)
         self._running.clear()
+        self._deadlines.clear()
         self.study.flush()

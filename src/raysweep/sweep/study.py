@@ -4,11 +4,16 @@
 change is *staged* and written by :meth:`Study.flush` in one transaction; the
 runner flushes before it acts (dispatches a trial, tells the searcher, calls a
 callback), so what the store says is always at least as new as what happened.
+
+What the runner asks every iteration (counts per state, the best value, trials
+since the last improvement) is kept up to date as trials change state, never
+recomputed over all trials: the loop's cost must not grow with the experiment.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -59,6 +64,8 @@ class Study:
         self._new: list[NewTrial] = []
         self._updates: list[TrialUpdate] = []
         self._meta: dict[str, Any] = {}
+        self._asked = False  # the searcher's state changed since the last flush
+        self._counts: Counter[TrialState] = Counter(t.state for t in self.trials.values())
         best = self.best
         self.best_value: float | None = None if best is None else objectives.value(best)
         self.since_improvement = 0
@@ -69,7 +76,8 @@ class Study:
         return self.objectives.best(self.trials.values())
 
     def count(self, *states: TrialState) -> int:
-        return sum(1 for t in self.trials.values() if t.state in states)
+        """Trials in any of ``states`` (staged changes included)."""
+        return sum(self._counts[state] for state in states)
 
     def to_rerun(self) -> list[int]:
         """Ids of stored trials a resume runs again (RUNNING at the crash, ABANDONED
@@ -109,13 +117,11 @@ class Study:
             attempts=1,
         )
         self.trials[trial_id] = trial
+        self._counts[TrialState.RUNNING] += 1
         self._new.append(
             NewTrial(trial_id, trial.config, TrialState.RUNNING, now, started_at=now, attempts=1)
         )
-        self._meta["searcher_state"] = {
-            "name": self.searcher.name,
-            "state": self.searcher.state_dict(),
-        }
+        self._asked = True
         return trial
 
     def restart(self, trial_id: int, now: float) -> Trial:
@@ -176,8 +182,12 @@ class Study:
         changes.update(dict.fromkeys(clear))
         if replace_reports:
             changes["intermediate"] = tuple(dict(r) for r in reports or ())
-        new = dataclasses.replace(self.trials[trial_id], **changes)
+        old = self.trials[trial_id]
+        new = dataclasses.replace(old, **changes)
         self.trials[trial_id] = new
+        if new.state is not old.state:
+            self._counts[old.state] -= 1
+            self._counts[new.state] += 1
         self._updates.append(
             TrialUpdate(
                 trial_id,
@@ -209,7 +219,18 @@ class Study:
         self._meta[key] = value
 
     def flush(self) -> None:
-        """Commit everything staged, in one transaction."""
+        """Commit everything staged, in one transaction.
+
+        The searcher's ``state_dict()`` is taken here, once per commit rather than
+        once per ask: it is the state after the last ask, stored with the trials it
+        proposed, which is what a resume needs to continue the sequence.
+        """
+        if self._asked:
+            self._meta["searcher_state"] = {
+                "name": self.searcher.name,
+                "state": self.searcher.state_dict(),
+            }
+            self._asked = False
         if self._new or self._updates or self._meta:
             self.store.commit(self._new, self._updates, self._meta)
         self._new, self._updates, self._meta = [], [], {}

@@ -54,6 +54,7 @@ class InProcessBackend(Backend):
         self._concurrency = concurrency
         self._clock = clock
         self._duration = duration
+        self._progress = 0.0  # simulated seconds the first queued trial has run so far
         self.cancelled: list[int] = []
         self.submitted: list[int] = []
 
@@ -74,11 +75,15 @@ class InProcessBackend(Backend):
             return []
         trial_id, config = self._queue[0]
         if self._clock is not None and self._duration is not None:
-            needed = self._duration(config)
+            # A wait shorter than the trial (the next deadline or heartbeat comes
+            # first) runs part of it; the next wait goes on from there.
+            needed = self._duration(config) - self._progress
             if timeout is not None and needed > timeout:
                 self._clock.advance(timeout)
+                self._progress += timeout
                 return []
-            self._clock.advance(needed)
+            self._clock.advance(max(0.0, needed))
+        self._progress = 0.0
         self._queue.popleft()
         if self._objective is None:
             raise RuntimeError("InProcessBackend.prepare() was not called")
@@ -94,6 +99,8 @@ class InProcessBackend(Backend):
 
     def cancel(self, trial_id: int) -> None:
         self.cancelled.append(trial_id)
+        if self._queue and self._queue[0][0] == trial_id:
+            self._progress = 0.0
         self._queue = deque(item for item in self._queue if item[0] != trial_id)
 
     def default_concurrency(self, hints: Resources) -> int:
