@@ -83,8 +83,9 @@ def test_queued_time_counts_toward_the_timeout(storage: Path) -> None:
         TrialState.FAILED,
     ]
     late = result.trials[2]
-    assert (late.started_at, late.ended_at) == (0.0, 50.0)  # ran 40 s to 50 s, queued before
-    assert result.trials[1].started_at == 20.0  # the stored start is when a worker took it
+    assert (late.queued_at, late.ended_at) == (0.0, 50.0)  # queued until 40 s, ran 10 s
+    second = result.trials[1]
+    assert (second.queued_at, second.started_at) == (0.0, 20.0)  # started when a worker freed
 
 
 def test_lost_workers_are_retried_until_the_trial_completes(storage: Path) -> None:

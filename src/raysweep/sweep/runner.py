@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import heapq
 import math
-import os
-import socket
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from raysweep.errors import TooManyFailuresError
+from raysweep.store import HEARTBEAT_KEY, heartbeat
 from raysweep.sweep.callbacks import Callback
 from raysweep.sweep.execution import Backend, Clock, TrialFinished, TrialLost, TrialReported
 from raysweep.sweep.stopping import Stop
@@ -39,12 +38,14 @@ HEARTBEAT_S = 5.0
 class RunnerOptions:
     """How the loop behaves; validated by :func:`raysweep.run`.
 
-    ``heartbeat_s``: a live driver stores ``{"host", "pid", "time", "interval_s"}``
-    under the meta key ``"heartbeat"`` at start and again at least every
-    ``heartbeat_s`` (plus the length of one loop iteration), so ``raysweep status``
-    can tell a driver that hangs or died from one that waits for long trials. A
-    busy loop refreshes it with the commit it makes anyway once half the interval
-    has passed; only an idle loop wakes up for it, at the full interval.
+    ``heartbeat_s``: a live driver stores :func:`raysweep.store.heartbeat` (host,
+    pid, time, interval) under the meta key ``"heartbeat"`` at start and again at
+    least every ``heartbeat_s`` (plus the length of one loop iteration), so
+    ``raysweep status`` can tell a driver that hangs or died from one that waits
+    for long trials. A busy loop refreshes it with the commit it makes anyway once
+    half the interval has passed; only an idle loop wakes up for it, at the full
+    interval. Time-outs count from dispatch (``queued_at``), as on Ray, where a
+    task waiting for resources is already the trial's time.
     """
 
     max_concurrent: int
@@ -79,7 +80,6 @@ class Runner:
         self._requeue: deque[int] = deque(study.to_rerun())
         self._started = clock.now()
         self._last_beat = -math.inf
-        self._host, self._pid = socket.gethostname(), os.getpid()
 
     def run(self) -> str:
         """Run until ``num_trials`` are done, the searcher is exhausted or a stop
@@ -145,7 +145,7 @@ class Runner:
             self._dispatches += 1
             self._running[trial.trial_id] = self._dispatches
             if timeout_s is not None:
-                began = trial.started_at if trial.started_at is not None else self.clock.now()
+                began = trial.queued_at if trial.queued_at is not None else self.clock.now()
                 heapq.heappush(
                     self._deadlines, (began + timeout_s, self._dispatches, trial.trial_id)
                 )
@@ -165,10 +165,7 @@ class Runner:
         now = self.clock.now()
         interval = self.options.heartbeat_s
         if now - self._last_beat >= interval / 2:
-            self.study.stage_meta(
-                "heartbeat",
-                {"host": self._host, "pid": self._pid, "time": now, "interval_s": interval},
-            )
+            self.study.stage_meta(HEARTBEAT_KEY, heartbeat(interval, now=now))
             self._last_beat = now
 
     def _wait_timeout(self) -> float:

@@ -113,13 +113,22 @@ class Study:
             state=TrialState.RUNNING,
             config=dict(config),
             created_at=now,
+            queued_at=now,
             started_at=now,
             attempts=1,
         )
         self.trials[trial_id] = trial
         self._counts[TrialState.RUNNING] += 1
         self._new.append(
-            NewTrial(trial_id, trial.config, TrialState.RUNNING, now, started_at=now, attempts=1)
+            NewTrial(
+                trial_id,
+                trial.config,
+                TrialState.RUNNING,
+                now,
+                started_at=now,
+                attempts=1,
+                queued_at=now,
+            )
         )
         self._asked = True
         return trial
@@ -131,6 +140,7 @@ class Study:
             trial_id,
             state=TrialState.RUNNING,
             metrics={},
+            queued_at=now,
             started_at=now,
             attempts=old.attempts + 1,
             replace_reports=True,
@@ -194,6 +204,7 @@ class Study:
                 state=fields.get("state"),
                 metrics=fields.get("metrics"),
                 error=fields.get("error"),
+                queued_at=fields.get("queued_at"),
                 started_at=fields.get("started_at"),
                 ended_at=fields.get("ended_at"),
                 node=fields.get("node"),
