@@ -232,3 +232,68 @@ def test_status_shows_interrupted_when_driver_is_gone(tmp_path: Path) -> None:
     store.commit(meta={"driver": {"pid": __import__("os").getpid(), "host": socket.gethostname()}})
     out = CliRunner().invoke(cli, ["status", str(tmp_path / "exp")])
     assert out.output.splitlines()[0] == "hand (sweep): running"
+
+
+def test_status_shows_an_unresponsive_driver(tmp_path: Path) -> None:
+    """A running sweep whose heartbeat is older than 3 intervals names its host, pid and age."""
+    store = sweep_store(tmp_path / "exp")
+    beat_time = time.time() - 1000.0
+    store.commit(
+        meta={
+            "driver": {"host": "node-7.cluster", "pid": 4242},
+            "heartbeat": {
+                "host": "node-7.cluster",
+                "pid": 4242,
+                "time": beat_time,
+                "interval_s": 60.0,
+            },
+        }
+    )
+    store.close()
+    title = invoke("status", str(tmp_path / "exp")).splitlines()[0]
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(beat_time))
+    assert title.startswith(f"hand (sweep): running, driver unresponsive since {stamp} (16m")
+    assert title.endswith(" ago, host node-7.cluster pid 4242)")
+
+
+def test_status_shows_a_fresh_heartbeat(tmp_path: Path) -> None:
+    """A running sweep with a recent heartbeat stays 'running' and shows where its driver is."""
+    store = sweep_store(tmp_path / "exp")
+    store.commit(
+        meta={
+            "heartbeat": {
+                "host": "node-7.cluster",
+                "pid": 4242,
+                "time": time.time() - 5.0,
+                "interval_s": 30.0,
+            }
+        }
+    )
+    store.close()
+    text = invoke("status", str(tmp_path / "exp"))
+    assert text.splitlines()[0] == "hand (sweep): running"
+    driver = next(line for line in text.splitlines() if line.startswith("driver"))
+    assert "host node-7.cluster pid 4242, heartbeat 5." in driver
+    assert driver.endswith("ago, every 30.0s")
+
+
+def test_status_of_a_gradient_run_whose_driver_died(tmp_path: Path) -> None:
+    """A gradient run's heartbeat alone shows a dead driver on this host as interrupted."""
+    import socket
+    import subprocess
+    import sys
+
+    gradient_store(tmp_path / "grad")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store = SQLiteStore.open(tmp_path / "grad")
+    store.set_meta(
+        "heartbeat",
+        {"host": socket.gethostname(), "pid": dead.pid, "time": time.time(), "interval_s": 60.0},
+    )
+    store.close()
+    title = invoke("status", str(tmp_path / "grad")).splitlines()[0]
+    assert (
+        title
+        == "grad (gradient): interrupted, its driver is no longer running; continue with --resume"
+    )

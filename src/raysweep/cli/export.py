@@ -38,7 +38,7 @@ _EMPTY_COLUMNS = (
 
 
 @click.command("export")
-@click.argument("directory", type=click.Path(path_type=Path), metavar="DIR")
+@click.argument("directory", metavar="DIR")
 @click.option(
     "--format",
     "fmt",
@@ -52,10 +52,10 @@ _EMPTY_COLUMNS = (
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of standard output.",
 )
-def export_command(directory: Path, fmt: str | None, output: Path | None) -> None:
+def export_command(directory: str, fmt: str | None, output: Path | None) -> None:
     """Export an experiment's trials (or a gradient run's steps) as JSON or CSV.
 
-    DIR is the experiment folder (runs/NAME) or its experiment.db. Safe to run
+    DIR is the experiment folder (runs/NAME), its experiment.db, or a file:// URL. Safe to run
     while the experiment is running.
     """
     if fmt is None:

@@ -46,11 +46,11 @@ _MAX_PARAMS = 16
 
 
 @click.command("status")
-@click.argument("directory", type=click.Path(path_type=Path), metavar="DIR")
-def status_command(directory: Path) -> None:
+@click.argument("directory", metavar="DIR")
+def status_command(directory: str) -> None:
     """Show an experiment: state, trial counts, best trial, running trials, last error.
 
-    DIR is the experiment folder (runs/NAME) or its experiment.db. For a
+    DIR is the experiment folder (runs/NAME), its experiment.db, or a file:// URL. For a
     gradient run: steps done, last losses, gradient norm, parameters, step time.
     Safe to run while the experiment is running.
     """
@@ -91,9 +91,9 @@ def render_status(
         elif verdict.state is DriverState.UNRESPONSIVE:
             reason = _unresponsive(verdict, now)
     title = f"{spec.get('name', '?')} ({kind}): {status}" + (f", {reason}" if reason else "")
-    console.print(title, style="bold", markup=False)
-    grid = _Lines()
-    grid.row("folder", display_path(directory))
+    grid = _Lines()  # everything is read before anything is printed: no half a status
+    shown = str(directory)
+    grid.row("folder", shown if "://" in shown else display_path(shown))
     started = store.get_meta("started_at")
     if started is not None:
         grid.row("started", _when(started, now))
@@ -103,6 +103,7 @@ def render_status(
         _gradient(grid, spec, store.steps(), now)
     else:
         _sweep(grid, spec, store, now)
+    console.print(title, style="bold", markup=False)
     for line in grid.render():
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 

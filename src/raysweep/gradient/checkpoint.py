@@ -146,12 +146,22 @@ class RunStore:
         self._last_step_s: float | None = None
 
     @classmethod
-    def create(cls, storage: str | os.PathLike[str], spec: Mapping[str, Any]) -> RunStore:
+    def create(
+        cls,
+        storage: str | os.PathLike[str],
+        spec: Mapping[str, Any],
+        clock: Callable[[], float] = time.time,
+    ) -> RunStore:
         """A new run; ``ExperimentExistsError`` if one is stored under that name."""
-        return cls(locate(storage, spec["name"]).create(spec))
+        return cls(locate(storage, spec["name"]).create(spec), clock)
 
     @classmethod
-    def resume(cls, storage: str | os.PathLike[str], spec: Mapping[str, Any]) -> RunStore:
+    def resume(
+        cls,
+        storage: str | os.PathLike[str],
+        spec: Mapping[str, Any],
+        clock: Callable[[], float] = time.time,
+    ) -> RunStore:
         """Open a stored run to continue it, checking that it is the same run.
 
         A run stored by an older raysweep is migrated to the current schema.
@@ -186,7 +196,7 @@ class RunStore:
                 "n_steps_changed", {"from": stored.get("n_steps"), "to": spec["n_steps"]}
             )
             store.write_spec({**stored, "n_steps": spec["n_steps"]})
-        return cls(store)
+        return cls(store, clock)
 
     def latest(self) -> StepRecord | None:
         """The last completed step with its checkpoint."""

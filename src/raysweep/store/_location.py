@@ -163,7 +163,7 @@ class _FileScheme:
 def _lexists(path: Path) -> bool:
     try:
         os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
     except OSError:
         return True  # there is something, which the checks after this one describe

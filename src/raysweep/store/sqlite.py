@@ -410,10 +410,16 @@ class SQLiteStore(ExperimentStore):
 
     def count_by_state(self) -> dict[TrialState, int]:
         with self._errors("cannot count trials"):
-            rows = (
-                self._db().execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall()
-            )
-        return {trial_state(self.path, s, "a trial"): n for s, n in rows}
+            db = self._db()
+            rows = db.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall()
+            known = {s.value for s in TrialState}
+            for state, _ in rows:
+                if state not in known:  # name one such trial, as trials() would
+                    tid = db.execute(
+                        "SELECT MIN(trial_id) FROM trials WHERE state = ?", (state,)
+                    ).fetchone()[0]
+                    trial_state(self.path, state, f"trial {tid}")
+        return {TrialState(s): n for s, n in rows}
 
     # -- gradient runs ------------------------------------------------------------
     def record_step(
