@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -290,3 +291,15 @@ def test_a_busy_loop_beats_without_extra_commits(tmp_path: Path) -> None:
             assert beat["time"] == pytest.approx(previous + 5.0)
         previous = beat["time"]
     assert riding > 10
+
+
+def test_the_documented_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example in docs/simulated.md runs as written and stops at its time budget."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "simulated.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.DOTALL)
+    assert code is not None
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.group(1), "docs/simulated.md", "exec"), {"__name__": "__main__"})
+    for searcher in ("random", "sobol"):
+        store = SQLiteStore.open(tmp_path / "runs-sim" / f"sim-{searcher}", readonly=True)
+        assert store.get_meta("stop_reason") == "time budget of 28800 s used"
