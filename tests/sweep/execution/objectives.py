@@ -1,4 +1,10 @@
-"""Objectives used by the Ray integration tests (module level, so workers import them)."""
+"""Objectives used by the Ray integration tests (module level, so workers import them).
+
+An objective that must line up with something outside its trial (the driver, the
+test, another trial) waits for a marker file in ``config["gate"]``, never for a
+fixed time: a loaded machine only makes it wait longer. Every wait is bounded by
+:data:`WAIT_S` and then fails the trial saying what it waited for.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,27 @@ from pathlib import Path
 from typing import Any
 
 import raysweep
+from raysweep.sweep.reporting import current_trial
+
+#: The longest an objective waits for a marker before it fails (under pytest's 300 s).
+WAIT_S = 120.0
+
+
+def wait_for_file(path: Path, what: str, timeout_s: float = WAIT_S) -> None:
+    """Return once ``path`` exists; raise TimeoutError naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout_s:g} s for {what} ({path} never appeared)")
+        time.sleep(0.01)
+
+
+def trial_id() -> int:
+    """The id of the trial this objective runs as."""
+    ctx = current_trial()
+    if ctx is None:
+        raise RuntimeError("not called inside a raysweep trial")
+    return ctx.trial_id
 
 
 def quadratic(config: Mapping[str, Any]) -> dict[str, float]:
@@ -19,21 +46,46 @@ def env_value(config: Mapping[str, Any]) -> float:
     return float(os.environ.get("RAYSWEEP_PROBE", "nan"))
 
 
-def sleepy(config: Mapping[str, Any]) -> dict[str, float]:
-    start = time.time()
-    time.sleep(config["sleep"])
-    return {"loss": config["x"], "start": start, "end": time.time()}
+def held_until_released(config: Mapping[str, Any]) -> dict[str, float]:
+    """Marks itself running, counts the trials running with it, and holds until the
+    test writes ``release``; ``inside`` is that count (this trial included)."""
+    gate = Path(config["gate"])
+    mine = gate / f"running-{trial_id()}"
+    mine.touch()
+    inside = len(list(gate.glob("running-*")))
+    try:
+        wait_for_file(gate / "release", "the test to release the trials")
+    finally:
+        mine.unlink()
+    return {"loss": config["x"], "inside": float(inside)}
 
 
-def report_then_wait(config: Mapping[str, Any]) -> float:
+def report_then_wait_for_ack(config: Mapping[str, Any]) -> float:
+    """Reports once, then finishes only after the driver has seen that report
+    (its callback writes ``ack-<trial id>``)."""
     raysweep.report(step=0, loss=5.0)
-    time.sleep(3.0)  # well above the inbox actor's start-up, even on a loaded machine
+    wait_for_file(Path(config["gate"]) / f"ack-{trial_id()}", "the driver to see the report")
     return 1.0
+
+
+def quick_or_stuck(config: Mapping[str, Any]) -> float:
+    """Returns at once, or (``stuck``) writes its pid and waits for a ``release`` the
+    test never writes; ``finished-<trial id>`` records that the wait ran out."""
+    if config["stuck"]:
+        gate, tid = Path(config["gate"]), trial_id()
+        (gate / f"pid-{tid}.tmp").write_text(str(os.getpid()))
+        (gate / f"pid-{tid}.tmp").replace(gate / f"pid-{tid}")  # never seen half written
+        try:
+            wait_for_file(gate / "release", "a release that never comes")
+        except TimeoutError:  # not on cancellation: that kills the worker or interrupts
+            (gate / f"finished-{tid}").touch()
+            raise
+    return float(config["x"])
 
 
 def dies_once(config: Mapping[str, Any]) -> float:
     """Kills its own worker process on the first attempt (marker file), then succeeds."""
-    marker = Path(config["marker_dir"]) / f"attempt-{config['x']}"
+    marker = Path(config["marker_dir"]) / f"attempt-{trial_id()}"
     if not marker.exists():
         marker.write_text("died")
         os._exit(1)
@@ -44,6 +96,10 @@ def always_dies(config: Mapping[str, Any]) -> float:
     os._exit(1)
 
 
-def slow_square(config: Mapping[str, Any]) -> float:
-    time.sleep(0.25)
+def square_then_gate(config: Mapping[str, Any]) -> float:
+    """Trials below ``config["free"]`` return at once; later ones wait for the file
+    ``open`` in ``config["gate"]``, so a driver killed meanwhile has exactly
+    ``free`` completed trials and the gated ones running."""
+    if trial_id() >= config["free"]:
+        wait_for_file(Path(config["gate"]) / "open", "the test to open the gate")
     return float(config["x"]) ** 2

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 
 import raysweep as rs
 from raysweep.store import SQLiteStore
 from raysweep.trial import Trial, TrialState
-from tests.conftest import REPO_ROOT
-from tests.sweep.execution import objectives
+from tests.conftest import REPO_ROOT, process_ended, wait_until
+from tests.sweep.execution import crash_driver, objectives
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_session")]
 
@@ -103,20 +103,51 @@ def test_local_working_dir_with_running_ray_fails_at_start(storage: Path, tmp_pa
     assert not (storage / "wd").exists()
 
 
-def test_fractional_gpus_limit_concurrency(storage: Path) -> None:
-    """Trials asking 0.5 GPU on a 1-GPU cluster never run more than two at once."""
-    result = rs.run(
-        objectives.sleepy,
-        {"x": rs.uniform(0, 1), "sleep": 1.5},
-        num_trials=6,
-        max_concurrent=4,
-        resources={"cpu": 0.5, "gpu": 0.5},
-        name="gpu",
-        storage=storage,
+def _held_back_for_a_gpu_share() -> bool:
+    """Whether Ray reports tasks waiting for 0.5 GPU (the demand ``ray status`` lists)."""
+    from ray.autoscaler.v2.sdk import get_cluster_status
+
+    status = get_cluster_status(ray.get_runtime_context().gcs_address)
+    return any(
+        request.bundle.get("GPU") == 0.5
+        for demand in status.resource_demands.ray_task_actor_demand
+        for request in demand.bundles_by_count
     )
-    spans = [(t.metrics["start"], t.metrics["end"]) for t in result.trials]
-    overlap = max(sum(1 for s, e in spans if s <= moment < e) for moment, _ in spans)
-    assert overlap == 2
+
+
+def test_fractional_gpus_limit_concurrency(storage: Path, tmp_path: Path) -> None:
+    """Trials asking 0.5 GPU on a 1-GPU cluster never run more than two at once."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+
+    def release_once_two_run_and_the_rest_wait() -> None:
+        # The first trials hold until Ray has declined to start the others for lack of
+        # a GPU share: a third would have started by then, were the limit not kept.
+        try:
+            wait_until(
+                lambda: len(list(gate.glob("running-*"))) >= 2 and _held_back_for_a_gpu_share(),
+                "two trials running while Ray holds the others back for a GPU share",
+            )
+        finally:
+            (gate / "release").touch()
+
+    with ThreadPoolExecutor(1) as pool:
+        released = pool.submit(release_once_two_run_and_the_rest_wait)
+        try:
+            result = rs.run(
+                objectives.held_until_released,
+                {"x": rs.uniform(0, 1), "gate": str(gate)},
+                num_trials=6,
+                max_concurrent=4,
+                resources={"cpu": 0.5, "gpu": 0.5},
+                name="gpu",
+                storage=storage,
+            )
+        finally:
+            (gate / "release").touch()
+        released.result()
+    assert result.count(TrialState.COMPLETED) == 6, [t.error for t in result.trials]
+    assert max(t.metrics["inside"] for t in result.trials) == 2
 
 
 def test_unsatisfiable_resources_fail_at_start(storage: Path) -> None:
@@ -133,44 +164,50 @@ def test_unsatisfiable_resources_fail_at_start(storage: Path) -> None:
     assert not (storage / "nogpu").exists()
 
 
-class ReportTimes(rs.Callback):
-    """Records when reports and completions reach the driver."""
+class AckReports(rs.Callback):
+    """Logs reports and completions as they reach the driver and acknowledges each
+    report to its trial (``ack-<trial id>`` in ``gate``)."""
 
-    def __init__(self) -> None:
-        self.reports: dict[int, float] = {}
-        self.completed: dict[int, float] = {}
+    def __init__(self, gate: Path) -> None:
+        self.gate = gate
+        self.log: list[tuple[int, str]] = []
 
     def on_trial_report(self, trial: Trial, report: Mapping[str, Any]) -> None:
-        self.reports.setdefault(trial.trial_id, time.monotonic())
+        self.log.append((trial.trial_id, "report"))
+        (self.gate / f"ack-{trial.trial_id}").touch()
 
     def on_trial_complete(self, trial: Trial) -> None:
-        self.completed[trial.trial_id] = time.monotonic()
+        self.log.append((trial.trial_id, "complete"))
 
 
-def test_reports_reach_driver_while_trial_runs(storage: Path) -> None:
+def test_reports_reach_driver_while_trial_runs(storage: Path, tmp_path: Path) -> None:
     """An intermediate report arrives at the driver before its trial finishes."""
-    times = ReportTimes()
+    acks = AckReports(tmp_path)
     result = rs.run(
-        objectives.report_then_wait,
-        {"x": rs.uniform(0, 1)},
+        objectives.report_then_wait_for_ack,
+        {"x": rs.uniform(0, 1), "gate": str(tmp_path)},
         num_trials=2,
         max_concurrent=2,
         name="live",
         storage=storage,
-        callbacks=[times],
+        callbacks=[acks],
     )
-    assert result.count(TrialState.COMPLETED) == 2
-    for trial_id, done in times.completed.items():
-        assert times.reports[trial_id] < done - 1.0
+    # Each trial finishes only once the driver acknowledged its report, so a report
+    # that travelled with the result instead fails the trial (after its wait ran out).
+    assert result.count(TrialState.COMPLETED) == 2, [t.error for t in result.trials]
+    for trial in result.trials:
+        assert [event for tid, event in acks.log if tid == trial.trial_id] == [
+            "report",
+            "complete",
+        ]
     assert result.trials[0].intermediate[0]["loss"] == 5.0
 
 
-def test_timeout_on_ray(storage: Path) -> None:
+def test_timeout_on_ray(storage: Path, tmp_path: Path) -> None:
     """A trial past timeout_s is cancelled on Ray and FAILED; the run goes on."""
-    start = time.monotonic()
     result = rs.run(
-        objectives.sleepy,
-        {"x": rs.uniform(0, 1), "sleep": rs.choice([0.05, 60.0])},
+        objectives.quick_or_stuck,
+        {"x": rs.uniform(0, 1), "stuck": rs.choice([False, True]), "gate": str(tmp_path)},
         num_trials=4,
         seed=2,
         max_concurrent=2,
@@ -178,10 +215,14 @@ def test_timeout_on_ray(storage: Path) -> None:
         name="timeout",
         storage=storage,
     )
-    assert time.monotonic() - start < 50
-    slow = [t for t in result.trials if t.config["sleep"] == 60.0]
-    assert slow
-    assert all(t.state is TrialState.FAILED and "timed out" in (t.error or "") for t in slow)
+    stuck = [t for t in result.trials if t.config["stuck"]]
+    assert stuck
+    assert all(t.state is TrialState.FAILED and "timed out" in (t.error or "") for t in stuck)
+    # A stuck trial cannot end by itself before its wait runs out (minutes): the run
+    # returned without waiting for one, and each that had started lost its worker.
+    assert not list(tmp_path.glob("finished-*"))
+    pids = [int(path.read_text()) for path in tmp_path.glob("pid-*")]
+    wait_until(lambda: all(map(process_ended, pids)), f"the stuck trials' workers {pids} to end")
 
 
 def test_worker_death_is_retried(storage: Path, tmp_path: Path) -> None:
@@ -217,42 +258,67 @@ def test_worker_death_past_retries_fails(storage: Path) -> None:
     assert "max_retries=1" in (trial.error or "")
 
 
+def _stored_trials(directory: Path) -> list[Trial]:
+    """The trials stored so far (none while the experiment does not exist yet)."""
+    if not SQLiteStore.exists(directory):
+        return []
+    store = SQLiteStore.open(directory, readonly=True)
+    try:
+        return store.trials()
+    finally:
+        store.close()
+
+
 @pytest.mark.slow
-def test_sigkill_mid_run_then_resume(storage: Path) -> None:
+def test_sigkill_mid_run_then_resume(storage: Path, tmp_path: Path) -> None:
     """After SIGKILL of the driver, resume loses no completed trial, duplicates none, and
     ends with exactly num_trials completed."""
-    import ray
-
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    free = crash_driver.FREE_TRIALS
     address = ray.get_runtime_context().gcs_address
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src")])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.sweep.execution.crash_driver", address, str(storage), "24"],
+        [
+            sys.executable,
+            "-m",
+            "tests.sweep.execution.crash_driver",
+            address,
+            str(storage),
+            "24",
+            str(gate),
+        ],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     db_dir = storage / "crash"
-    deadline = time.monotonic() + 120
-    completed: list[Trial] = []
-    while time.monotonic() < deadline and proc.poll() is None:
-        if SQLiteStore.exists(db_dir):
-            completed = SQLiteStore.open(db_dir, readonly=True).trials([TrialState.COMPLETED])
-            if len(completed) >= 6:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = SQLiteStore.open(db_dir, readonly=True).trials()
+
+    def gated_trials_running() -> bool:
+        if proc.poll() is not None:
+            stderr = proc.stderr.read().decode() if proc.stderr else ""
+            pytest.fail(f"the driver exited ({proc.returncode}) before the kill:\n{stderr}")
+        states = [t.state for t in _stored_trials(db_dir)]
+        return states.count(TrialState.COMPLETED) == free and states.count(TrialState.RUNNING) == 2
+
+    try:
+        # Trials from `free` on wait for the gate, so the driver is killed mid-run.
+        wait_until(gated_trials_running, f"{free} completed trials and 2 waiting at the gate")
+    finally:
+        proc.kill()
+        proc.wait()
+    before = _stored_trials(db_dir)
     done_before = {t.trial_id: t for t in before if t.state is TrialState.COMPLETED}
     running_before = {t.trial_id: t for t in before if t.state is TrialState.RUNNING}
-    assert len(done_before) >= 6
+    assert sorted(done_before) == list(range(free))
+    assert sorted(running_before) == [free, free + 1]
     assert len(before) < 24
 
+    (gate / "open").touch()
     result = rs.run(
-        objectives.slow_square,
-        {"x": rs.uniform(-1.0, 1.0)},
+        objectives.square_then_gate,
+        crash_driver.crash_space(str(gate)),
         num_trials=24,
         max_concurrent=2,
         name="crash",
