@@ -56,11 +56,18 @@ class OpaqueStateSim(Simulator):
         return {"value": float(np.asarray(params["a"]))}, Opaque()
 
 
-class SlowEchoSim(EchoSim):
-    """An EchoSim that takes a while, so a test can kill the run between steps."""
+#: Runs a StallingEchoSim does before it stalls.
+STALL_AFTER = 4
+
+
+class StallingEchoSim(EchoSim):
+    """An EchoSim that stalls on its run after :data:`STALL_AFTER`, so a run of more
+    steps never finishes and a test can kill it mid-run without racing it."""
 
     def run(self, params: Any, state: Any) -> tuple[Mapping[str, Any], Any]:
-        time.sleep(0.3)
+        if state is not None and int(state) >= STALL_AFTER:
+            time.sleep(600)  # until killed; pytest's timeout ends the test before this
+            raise RuntimeError(f"{self.name} stalled for 600 s and was never killed")
         return super().run(params, state)
 
 
@@ -195,7 +202,7 @@ def _crash_driver(storage: str, temp_dir: str, n_steps: int) -> None:
         logging_level=logging.ERROR,
         runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}},
     )
-    sims, objs = helpers.make_units(2, helpers.SlowEchoSim, name="slow")
+    sims, objs = helpers.make_units(2, helpers.StallingEchoSim, name="slow")
     opt = RayOptimizer(sims, objs, optax.sgd(0.1), name="crash", storage=storage)
     opt.run({"a": np.asarray(0.0, dtype=np.float32)}, n_steps=n_steps)
 

@@ -19,8 +19,8 @@ import pytest
 
 from raysweep.gradient import RayOptimizer
 from raysweep.store import SQLiteStore
-from tests.conftest import REPO_ROOT
-from tests.gradient.helpers import TARGET, EchoSim, make_units
+from tests.conftest import REPO_ROOT, process_ended, wait_until
+from tests.gradient.helpers import STALL_AFTER, TARGET, EchoSim, make_units
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -48,17 +48,25 @@ def _pids_using(path: str) -> list[int]:
     return found
 
 
+def _signal(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            continue
+
+
 def _terminate(path: str) -> None:
-    """SIGTERM, then SIGKILL, exactly the processes of the Ray started under ``path``."""
-    for sig, pause in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 0.5)):
-        pids = _pids_using(path)
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                continue
-        if pids:
-            time.sleep(pause)
+    """SIGTERM, then SIGKILL what is left, exactly the processes of the Ray started
+    under ``path``; return once they have all ended."""
+    pids = _pids_using(path)
+    _signal(pids, signal.SIGTERM)
+    grace = time.monotonic() + 2.0  # for a clean exit; its agents ignore SIGTERM
+    while not all(map(process_ended, pids)) and time.monotonic() < grace:
+        time.sleep(0.05)
+    pids = sorted(set(pids) | set(_pids_using(path)))
+    _signal(pids, signal.SIGKILL)
+    wait_until(lambda: all(map(process_ended, pids)), f"the child's Ray processes {pids} to end")
 
 
 @pytest.fixture
@@ -94,19 +102,23 @@ def test_resume_after_sigkill_continues_from_the_stored_step(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 90
+
+    def two_steps_stored() -> bool:
+        if child.poll() is not None:
+            stderr = child.stderr.read().decode() if child.stderr else ""
+            pytest.fail(f"the child exited ({child.returncode}) before the kill:\n{stderr}")
+        return _stored_steps(storage / "crash") >= 2
+
     try:
-        while _stored_steps(storage / "crash") < 2:
-            assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
-            assert time.monotonic() < deadline, "the child stored no 2 steps in 90 s"
-            time.sleep(0.05)
+        # Its simulators stall after STALL_AFTER runs, so the child cannot finish first.
+        wait_until(two_steps_stored, "the child to store 2 steps")
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
         _terminate(ray_temp_dir)
     store = SQLiteStore.open(storage / "crash", readonly=True)
     stored = store.steps()
-    assert 2 <= len(stored) < N_STEPS
+    assert 2 <= len(stored) <= STALL_AFTER < N_STEPS
     assert store.get_meta("status") == "running"  # killed: nobody wrote an end
     last = stored[-1].step
 
