@@ -166,10 +166,10 @@ def test_arithmetic_errors_make_the_config_infeasible(expr: str) -> None:
 
 def test_huge_powers_do_not_hang() -> None:
     """Nested powers are computed in floats and overflow at once instead of hanging."""
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU time of this thread: other load does not count
     assert not holds("9**9**9 > 1")
     assert not holds("a ** a ** a ** a > 1")
-    assert time.perf_counter() - start < 0.1
+    assert time.thread_time() - start < 0.1  # as integers they would take minutes
 
 
 def test_names_are_the_parameters_used() -> None:
