@@ -187,9 +187,23 @@ class Study:
         **fields: Any,
     ) -> Trial:
         """Apply ``fields`` (``None`` = unchanged) and ``clear`` (reset to ``None``)
-        to the in-memory record and stage the same change for the store."""
-        changes = {k: v for k, v in fields.items() if v is not None}
-        changes.update(dict.fromkeys(clear))
+        to the in-memory record and stage the same change for the store.
+
+        ``fields`` are named as both :class:`Trial` and :class:`TrialUpdate` name
+        them (``state``, ``metrics``, ``error``, ``queued_at``, ``started_at``,
+        ``ended_at``, ``node``, ``attempts``).
+        """
+        given = {k: v for k, v in fields.items() if v is not None}
+        self._updates.append(
+            TrialUpdate(
+                trial_id,
+                reports=list(reports or ()),
+                replace_reports=replace_reports,
+                clear=frozenset(clear),
+                **given,
+            )
+        )
+        changes = {**given, **dict.fromkeys(clear)}
         if replace_reports:
             changes["intermediate"] = tuple(dict(r) for r in reports or ())
         old = self.trials[trial_id]
@@ -198,22 +212,6 @@ class Study:
         if new.state is not old.state:
             self._counts[old.state] -= 1
             self._counts[new.state] += 1
-        self._updates.append(
-            TrialUpdate(
-                trial_id,
-                state=fields.get("state"),
-                metrics=fields.get("metrics"),
-                error=fields.get("error"),
-                queued_at=fields.get("queued_at"),
-                started_at=fields.get("started_at"),
-                ended_at=fields.get("ended_at"),
-                node=fields.get("node"),
-                attempts=fields.get("attempts"),
-                reports=list(reports or ()),
-                replace_reports=replace_reports,
-                clear=frozenset(clear),
-            )
-        )
         if new.state is TrialState.COMPLETED:
             self._note_completion(new)
         return new

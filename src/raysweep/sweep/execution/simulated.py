@@ -108,14 +108,15 @@ class SimulatedBackend(Backend):
         workers: trials that run at once (the simulated cluster's size); further
             submitted trials wait in a queue. Set ``max_concurrent`` above it to
             simulate a busy cluster, or leave ``max_concurrent`` unset to fill it.
-        duration: ``duration(config) -> seconds`` the trial takes. Its reports are
-            spread evenly over that time: report ``i`` of ``n`` happens at
-            ``(i + 1) / n`` of it, the result right after the last one.
+        duration: ``duration(config) -> seconds`` the trial takes (failing or not).
+            Its reports are spread evenly over that time: report ``i`` of ``n``
+            happens at ``(i + 1) / n`` of it, the result right after the last one.
         time_attr: the name of a metric that carries the virtual seconds since the
             trial started, in each :func:`raysweep.report` and in the returned
-            dict (a surrogate that knows its epoch costs). A report without it
-            happens together with the one before; the trial ends at the returned
-            value, else at its last report (a trial that raised ends there too).
+            dict (a surrogate that knows its epoch costs). Time never runs back: a
+            report without it, or with a smaller value, happens together with the
+            one before. The trial ends at the returned value, else at its last
+            report (a trial that raised ends there too).
         lose: ``lose(config, attempt) -> seconds | None``: after how many seconds
             of the ``attempt``-th run (1, 2, ... per trial on this backend) its
             worker dies, producing :class:`TrialLost`; ``None``, or a time at or
