@@ -157,3 +157,16 @@ def test_a_location_without_its_directory_is_an_error() -> None:
     """A file Location made by hand without a directory fails clearly instead of guessing."""
     with pytest.raises(StoreError, match="directory"):
         Location(url="file:///x/demo", directory=None).exists()
+
+
+def test_check_writable_refuses_a_file_deeper_in_the_path(tmp_path: Path) -> None:
+    """A file anywhere above the experiment folder is named, not a folder below it."""
+    (tmp_path / "runs").write_text("not a folder")
+    with pytest.raises(SpecError, match=r"runs is a file"):
+        locate(tmp_path / "runs" / "a" / "b", "demo").check_writable()
+
+
+def test_experiment_url_errors_name_the_experiment() -> None:
+    """A bad file:// URL given to status/export names the experiment argument, not storage."""
+    with pytest.raises(SpecError, match=r"^experiment: .*host"):
+        open_experiment("file://otherhost/runs/demo")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,12 @@ class Location:
 
 
 class _Scheme(Protocol):
-    """What a URL scheme provides; one entry of :data:`_SCHEMES`."""
+    """What a URL scheme provides; one entry of :data:`_SCHEMES`.
+
+    ``locate`` takes a storage URL and an experiment name (``run()``'s view),
+    ``at`` the URL of one experiment (``raysweep status``'s view); both raise
+    :class:`SpecError` for a URL of this scheme that they cannot use.
+    """
 
     def locate(self, url: str, name: str) -> Location: ...
 
@@ -107,25 +113,25 @@ class _FileScheme:
     """``file://`` URLs and plain paths: one SQLite file per experiment folder."""
 
     def locate(self, url: str, name: str) -> Location:
-        return _file_location(self._path(url), name)
+        return _file_location(self._path(url, "storage"), name)
 
     def at(self, url: str) -> Location:
-        folder = self._path(url)
+        folder = self._path(url, "experiment")
         return Location(url=folder.as_uri(), directory=folder)
 
     @staticmethod
-    def _path(url: str) -> Path:
+    def _path(url: str, field: str) -> Path:
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
             raise SpecError(
-                f"storage: a file:// URL names a folder on this machine, got host "
+                f"{field}: a file:// URL names a folder on this machine, got host "
                 f"{parts.netloc!r} in {url!r}; mount it and give its path, e.g. file:///mnt/runs"
             )
         if parts.query or parts.fragment:
-            raise SpecError(f"storage: a file:// URL takes no query or fragment, got {url!r}")
+            raise SpecError(f"{field}: a file:// URL takes no query or fragment, got {url!r}")
         path = unquote(parts.path)
         if not path.startswith("/"):
-            raise SpecError(f"storage: a file:// URL needs an absolute path, got {url!r}")
+            raise SpecError(f"{field}: a file:// URL needs an absolute path, got {url!r}")
         return Path(path)
 
     def exists(self, location: Location) -> bool:
@@ -139,12 +145,19 @@ class _FileScheme:
 
     def check_writable(self, location: Location) -> None:
         directory = _folder(location)
-        probe = directory
-        while not _lexists(probe):
-            if probe.parent == probe:
+        probe = directory  # the nearest existing folder is where mkdir will start
+        while True:
+            try:
+                mode = os.stat(probe).st_mode
                 break
-            probe = probe.parent
-        if not probe.is_dir():
+            except (FileNotFoundError, NotADirectoryError):
+                probe = probe.parent
+            except PermissionError:
+                raise SpecError(
+                    f"storage: this user may not look into {probe.parent} (needed for "
+                    f"{directory}); choose a storage folder this user can write"
+                ) from None
+        if not stat.S_ISDIR(mode):
             raise SpecError(
                 f"storage: {probe} is a file, but experiments are stored in folders under "
                 f"storage; give a folder (or a file:// URL) to hold {directory.name!r}"
@@ -158,16 +171,6 @@ class _FileScheme:
         db = SQLiteStore.db_path(directory)
         if probe == directory and db.exists() and not os.access(db, os.W_OK):
             raise SpecError(f"storage: {db} is read-only for this user")
-
-
-def _lexists(path: Path) -> bool:
-    try:
-        os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError:
-        return True  # there is something, which the checks after this one describe
-    return True
 
 
 #: URL scheme -> the store implementation behind it.

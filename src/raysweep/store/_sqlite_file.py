@@ -112,8 +112,10 @@ def sqlite_error(path: Path, exc: sqlite3.Error, doing: str = "") -> StoreError:
         if declared is not None and size < declared:
             return StoreError(f"{path} is truncated ({size} bytes, its header says {declared})")
         return StoreError(f"{path} is damaged ({exc}); restore it from a backup")
-    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
-        return StoreError(f"{where}cannot write or open it as needed ({exc})")
+    if name.startswith("SQLITE_READONLY"):
+        return StoreError(f"{where}it, or its folder, is read-only for this user ({exc})")
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+        return StoreError(f"{where}this user cannot open it or its -wal/-shm files ({exc})")
     return StoreError(f"{where}{exc}")
 
 
