@@ -97,7 +97,11 @@ def render_status(
     started = store.get_meta("started_at")
     if started is not None:
         grid.row("started", _when(started, now))
-    if verdict is not None and verdict.state is DriverState.RUNNING and verdict.last_seen:
+    if (
+        verdict is not None
+        and verdict.state is DriverState.RUNNING
+        and verdict.last_seen is not None
+    ):
         grid.row("driver", _heartbeat_line(verdict, beat, now))
     if kind == "gradient":
         _gradient(grid, spec, store.steps(), now)
@@ -119,7 +123,7 @@ def _unresponsive(verdict: DriverVerdict, now: float) -> str:
 
 
 def _heartbeat_line(verdict: DriverVerdict, beat: Any, now: float) -> str:
-    seen = verdict.last_seen or now
+    seen = now if verdict.last_seen is None else verdict.last_seen
     every = beat.get("interval_s") if isinstance(beat, dict) else None
     often = f", every {format_duration(every)}" if isinstance(every, int | float) else ""
     pid = "?" if verdict.pid is None else verdict.pid
