@@ -230,7 +230,11 @@ class RecordingStore(SQLiteStore):
 
 
 def _runner(
-    tmp_path: Path, backend: SimulatedBackend, num_trials: int, concurrency: int
+    tmp_path: Path,
+    backend: SimulatedBackend,
+    num_trials: int,
+    concurrency: int,
+    objective: Any = loss_x,
 ) -> tuple[Runner, RecordingStore]:
     space = rs.SearchSpace.from_any(SPACE)
     constraints = ConstraintSet([], space)
@@ -240,7 +244,7 @@ def _runner(
     store = RecordingStore.create(tmp_path / "hb", {"name": "hb"})
     assert isinstance(store, RecordingStore)
     study = Study(store, searcher, space, constraints, objectives, num_trials)
-    backend.prepare(loss_x, metric="loss", hints=Resources())
+    backend.prepare(objective, metric="loss", hints=Resources())
     options = RunnerOptions(max_concurrent=concurrency)
     return Runner(study, backend, backend.clock(), options), store
 
@@ -303,3 +307,17 @@ def test_the_documented_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     for searcher in ("random", "sobol"):
         store = SQLiteStore.open(tmp_path / "runs-sim" / f"sim-{searcher}", readonly=True)
         assert store.get_meta("stop_reason") == "time budget of 28800 s used"
+
+
+def test_the_study_keeps_the_best_trial_as_trials_finish(tmp_path: Path) -> None:
+    """The best trial kept while trials finish out of order is the one a full scan picks."""
+    # The lower x (the lower the rounded loss), the longer a trial runs: among the
+    # trials tied for the best, higher ids finish first.
+    backend = _sim(workers=8, duration=lambda c: 10.0 + 1000.0 * max(0.0, 0.2 - c["x"]))
+    runner, _ = _runner(tmp_path, backend, 60, 8, objective=lambda c: round(3 * c["x"]) / 3)
+    runner.run()
+    study = runner.study
+    ties = [t for t in study.trials.values() if t.metrics.get("loss") == study.best_value]
+    assert min(ties, key=lambda t: t.ended_at or 0.0).trial_id > min(t.trial_id for t in ties)
+    assert study.best == study.objectives.best(study.trials.values())
+    assert study.best == min(ties, key=lambda t: t.trial_id)

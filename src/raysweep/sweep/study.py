@@ -66,14 +66,16 @@ class Study:
         self._meta: dict[str, Any] = {}
         self._asked = False  # the searcher's state changed since the last flush
         self._counts: Counter[TrialState] = Counter(t.state for t in self.trials.values())
-        best = self.best
-        self.best_value: float | None = None if best is None else objectives.value(best)
+        self._best = objectives.best(self.trials.values())
+        self.best_value: float | None = None if self._best is None else objectives.value(self._best)
         self.since_improvement = 0
 
     # -- reading ------------------------------------------------------------------
     @property
     def best(self) -> Trial | None:
-        return self.objectives.best(self.trials.values())
+        """The best COMPLETED trial (the lowest id among equals), as
+        :meth:`Objectives.best` would pick it from all trials."""
+        return self._best
 
     def count(self, *states: TrialState) -> int:
         """Trials in any of ``states`` (staged changes included)."""
@@ -221,8 +223,16 @@ class Study:
         if value is not None and self.objectives.improves(value, self.best_value):
             self.best_value = value
             self.since_improvement = 0
+            self._best = trial
         else:
             self.since_improvement += 1
+            if (
+                value is not None
+                and value == self.best_value
+                and self._best is not None
+                and trial.trial_id < self._best.trial_id
+            ):
+                self._best = trial  # a tie: the lower id wins, as in Objectives.best
 
     def stage_meta(self, key: str, value: Any) -> None:
         self._meta[key] = value
