@@ -127,7 +127,7 @@ def test_units_and_results_survive_pickling() -> None:
         NotReady("ESS 12 < 50"),
         ObjectiveResult(loss=1.5, grads={"a": np.arange(3.0)}, aux={"d": 0.8}),
         SampledTrajectory(frames=np.zeros((2, 3)), params={"k": 1.0}),
-        SchedulerHints(num_cpus=1, num_gpus=0.25, mem_mb=64, custom={"ray": {"x": 1}}),
+        SchedulerHints(num_cpus=1, num_gpus=0.25, mem_mb=64, custom={"ray": {"max_calls": 1}}),
     ]
     for value in values:
         back = pickle.loads(pickle.dumps(value))
