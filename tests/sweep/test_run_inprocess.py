@@ -25,7 +25,7 @@ def quadratic(config: Mapping[str, Any]) -> dict[str, float]:
     return {"loss": (config["x"] - 0.5) ** 2 + config["n"], "n": float(config["n"])}
 
 
-def _run(storage: Path, objective: Any = quadratic, **kwargs: Any) -> rs.Result:
+def _run(folder: Path, objective: Any = quadratic, **kwargs: Any) -> rs.Result:
     kwargs.setdefault("num_trials", 12)
     kwargs.setdefault("name", "exp")
     kwargs.setdefault("seed", 3)
@@ -34,7 +34,7 @@ def _run(storage: Path, objective: Any = quadratic, **kwargs: Any) -> rs.Result:
     return rs.run(
         objective,
         kwargs.pop("space", SPACE),
-        storage=storage,
+        storage=kwargs.pop("storage", folder),
         backend=backend,
         clock=clock,
         **kwargs,
@@ -310,3 +310,34 @@ def test_rerun_attempt_clears_the_previous_outcome(storage: Path) -> None:
     assert again.state is TrialState.RUNNING
     assert (again.error, again.ended_at, again.intermediate) == (None, None, ())
     assert again.attempts == abandoned[0].attempts + 1
+
+
+def test_storage_by_file_url(storage: Path) -> None:
+    """storage='file:///abs/path' stores the experiment in that folder, like a path."""
+    result = _run(storage, storage=(storage / "viaurl").as_uri(), num_trials=3)
+    assert result.directory == storage / "viaurl" / "exp"
+    assert SQLiteStore.exists(storage / "viaurl" / "exp")
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("postgresql://host/db", "storage: unsupported URL scheme 'postgresql'"),
+        ("file://remotehost/runs", "storage:"),
+    ],
+)
+def test_unsupported_storage_is_refused_at_start(storage: Path, value: str, fragment: str) -> None:
+    """A storage URL raysweep has no store for is a one-line SpecError naming storage."""
+    with pytest.raises(rs.SpecError, match=fragment):
+        _run(storage, storage=value)
+
+
+def test_storage_that_is_a_file_is_refused_before_anything_runs(storage: Path) -> None:
+    """A storage path that is a file fails naming storage; nothing runs or is written."""
+    blocker = storage / "afile"
+    blocker.write_text("not a folder")
+    backend = InProcessBackend()
+    with pytest.raises(rs.SpecError, match="storage"):
+        _run(storage, storage=blocker, backend=backend)
+    assert backend.submitted == []
+    assert blocker.read_text() == "not a folder"

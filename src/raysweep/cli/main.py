@@ -203,14 +203,15 @@ def run_command(config: Path, **overrides: Any) -> None:
     directory = sweep.directory
     resume_cmd = _resume_command(config, overrides)
 
-    from raysweep.store import SQLiteStore
     from raysweep.sweep.api import execute
+
+    location = sweep.location
 
     try:
         result = execute(sweep)
     except KeyboardInterrupt:
         progress.close()
-        if SQLiteStore.exists(directory):
+        if location.exists():
             raise Interrupted(
                 f"the experiment is stored in {display_path(directory)}; "
                 f"continue it with: {resume_cmd}"

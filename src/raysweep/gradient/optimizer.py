@@ -14,7 +14,6 @@ import dataclasses
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from raysweep.errors import SpecError
@@ -139,7 +138,7 @@ class RayOptimizer:
         self.aggregate_grad_fn = aggregate_grad_fn
         self.remote_options_default = dict(remote_options_default or {})
         self.name = name
-        self.storage = None if storage is None else Path(storage)
+        self.storage = storage
         self.resume = bool(resume)
         self.runtime_env = None if runtime_env is None else dict(runtime_env)
         self.address = address

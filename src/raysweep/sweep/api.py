@@ -21,7 +21,7 @@ from raysweep.errors import (
     SpecError,
     TooManyFailuresError,
 )
-from raysweep.store import ExperimentStore, SQLiteStore
+from raysweep.store import ExperimentStore, Location
 from raysweep.sweep.callbacks import ExperimentInfo
 from raysweep.sweep.config import SweepConfig, run_args_doc, run_signature
 from raysweep.sweep.execution import Backend, WallClock
@@ -85,12 +85,14 @@ def execute(config: SweepConfig) -> Result:
             num_trials=config.num_trials,
         )
     )
-    store = _open_resumed(config) if config.resume else None
-    if store is None and SQLiteStore.exists(config.directory):
+    location = config.location
+    store = _open_resumed(config, location) if config.resume else None
+    if store is None and location.exists():
         raise ExperimentExistsError(
-            f"an experiment already exists at {config.directory}; pass resume=True (CLI: "
+            f"an experiment already exists at {location}; pass resume=True (CLI: "
             f"--resume) to continue it, or choose another name or storage"
         )
+    location.check_writable()  # before Ray starts; writes nothing
     backend: Backend = config.backend
     if backend is None:
         from raysweep.sweep.execution.ray_backend import RayBackend
@@ -101,7 +103,7 @@ def execute(config: SweepConfig) -> Result:
         concurrency = config.max_concurrent or backend.default_concurrency(config.resources)
         spec = {**config.to_spec(), "max_concurrent": concurrency}
         if store is None:
-            store = SQLiteStore.create(config.directory, spec)
+            store = location.create(spec)
         else:
             store.write_spec(spec)
             store.add_event("resumed", {"num_trials": config.num_trials})
@@ -199,13 +201,13 @@ def _result(config: SweepConfig, study: Study, reason: str) -> Result:
     return result
 
 
-def _open_resumed(config: SweepConfig) -> ExperimentStore:
+def _open_resumed(config: SweepConfig, location: Location) -> ExperimentStore:
     """Open the stored experiment and check it matches ``config``.
 
     The checks read the store read-only, so a refused resume leaves every file of
     the experiment byte-identical; only then is it opened for writing.
     """
-    reader = SQLiteStore.open(config.directory, readonly=True)
+    reader = location.open(readonly=True)
     try:
         old = reader.read_spec()
     finally:
@@ -219,7 +221,7 @@ def _open_resumed(config: SweepConfig) -> ExperimentStore:
             f"pass force=True (CLI: --force) to accept the change; stored trials are kept "
             f"and checked against the new space"
         )
-    store = SQLiteStore.open(config.directory)
+    store = location.open()
     if refused:
         store.add_event("forced_change", {"differences": refused})
     if updated:

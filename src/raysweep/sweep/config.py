@@ -31,6 +31,7 @@ from raysweep._checks import did_you_mean
 from raysweep.errors import ConstraintError, SpecError
 from raysweep.objectives import Objectives
 from raysweep.resources import Resources
+from raysweep.store import Location, locate
 from raysweep.sweep import _config_checks as checks
 from raysweep.sweep._config_checks import Context, ObjectiveRef, SearcherChoice
 from raysweep.sweep.space import SearchSpace
@@ -298,9 +299,15 @@ class SweepConfig:
         return Objectives.parse(self.metric, self.mode)
 
     @property
+    def location(self) -> Location:
+        """Where the experiment is stored (see :func:`raysweep.store.locate`)."""
+        return locate(self.storage, self.name)
+
+    @property
     def directory(self) -> Path:
-        """The experiment folder (file stores)."""
-        return Path(self.storage) / self.name
+        """The experiment folder (file stores; the URL's path for ``file://`` storage)."""
+        directory = self.location.directory
+        return directory if directory is not None else Path(self.storage) / self.name
 
     def to_spec(self) -> dict[str, Any]:
         """The stored description of the experiment (JSON)."""
@@ -407,7 +414,17 @@ def _feasible(config: SweepConfig) -> None:
     )
 
 
-_RULES: tuple[Callable[[SweepConfig], None], ...] = (_bounded, _force_with_resume, _feasible)
+def _locatable(config: SweepConfig) -> None:
+    """The storage URL's scheme is one raysweep has, and the name fits in it."""
+    _ = config.location
+
+
+_RULES: tuple[Callable[[SweepConfig], None], ...] = (
+    _bounded,
+    _force_with_resume,
+    _locatable,
+    _feasible,
+)
 
 
 # -- the signature and docstring of raysweep.run ---------------------------------------
