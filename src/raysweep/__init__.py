@@ -28,6 +28,7 @@ from raysweep.errors import (
     SpecError,
     StepFailedError,
     StoreError,
+    StoreWriteError,
     TooManyFailuresError,
 )
 
@@ -116,6 +117,7 @@ __all__ = [
     "StepFailedError",
     "Stop",
     "StoreError",
+    "StoreWriteError",
     "TooManyFailuresError",
     "Trial",
     "TrialState",

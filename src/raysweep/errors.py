@@ -18,6 +18,7 @@ __all__ = [
     "SpecError",
     "StepFailedError",
     "StoreError",
+    "StoreWriteError",
     "TooManyFailuresError",
 ]
 
@@ -78,6 +79,12 @@ class StoreError(RaysweepError):
     is damaged, empty or not a raysweep experiment, was written by a newer
     raysweep, or sits where this process may not read it. The message names the
     file and what is wrong, in one line; the file is left as it was."""
+
+
+class StoreWriteError(StoreError):
+    """Raised when a write to the store fails during a run (disk full, the file
+    removed or made read-only meanwhile). The run stops; everything committed
+    before it is kept, so it can be resumed once the cause is fixed."""
 
 
 class MissingExtraError(RaysweepError, ImportError):

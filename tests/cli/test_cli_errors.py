@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
-from raysweep.errors import InfeasibleSpaceError, RaysweepError, TooManyFailuresError
+from raysweep.errors import (
+    InfeasibleSpaceError,
+    RaysweepError,
+    StoreWriteError,
+    TooManyFailuresError,
+)
 from raysweep.store import SQLiteStore
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -248,6 +253,7 @@ def _invoke_with_run_raising(
         (InfeasibleSpaceError("no feasible configuration in 1000 tries"), "1000 tries"),
         (RaysweepError("something raysweep knows about"), "knows about"),
         (PermissionError(13, "Permission denied", "out"), "Permission denied"),
+        (StoreWriteError("runs/demo/experiment.db: cannot write: disk full"), "disk full"),
     ],
 )
 def test_failures_while_running_exit_1(

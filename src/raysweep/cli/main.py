@@ -38,6 +38,7 @@ from raysweep.errors import (
     RaysweepError,
     SpecError,
     StoreError,
+    StoreWriteError,
     TooManyFailuresError,
 )
 
@@ -79,7 +80,7 @@ def _classify(exc: BaseException) -> tuple[int, str] | None:
         return EXIT_INTERRUPTED, f"interrupted: {exc}"
     if isinstance(exc, click.Abort | KeyboardInterrupt):
         return EXIT_INTERRUPTED, "interrupted"
-    if isinstance(exc, _INPUT_ERRORS):
+    if isinstance(exc, _INPUT_ERRORS) and not isinstance(exc, StoreWriteError):
         return EXIT_INPUT, f"error: {_one_line(str(exc))}"
     if isinstance(exc, RaysweepError | OSError):
         return EXIT_FAILED, f"error: {_one_line(str(exc))}"

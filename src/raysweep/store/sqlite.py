@@ -27,6 +27,7 @@ from raysweep.errors import (
     ExperimentNotFoundError,
     RaysweepError,
     StoreError,
+    StoreWriteError,
 )
 from raysweep.store import _migrations as migrations
 from raysweep.store._base import ExperimentStore, NewTrial, StepRecord, TrialUpdate
@@ -260,15 +261,20 @@ class SQLiteStore(ExperimentStore):
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         if self.readonly:
             raise RaysweepError(f"{self.path} is open read-only")
-        with self._errors("cannot write"):
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
+        try:
+            with self._errors("cannot write"):
+                cur = self._conn.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                cur.execute("COMMIT")
+        except StoreWriteError:
+            raise
+        except StoreError as exc:  # disk full, file removed: the run failed, not the input
+            raise StoreWriteError(str(exc)) from None
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
