@@ -30,6 +30,7 @@ _EMPTY_COLUMNS = (
     "state",
     "attempts",
     "node",
+    "queued_at",
     "started_at",
     "ended_at",
     "duration_s",

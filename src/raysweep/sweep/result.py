@@ -85,6 +85,7 @@ def trials_dataframe(trials: Sequence[Trial]) -> pd.DataFrame:
             "state": t.state.value,
             "attempts": t.attempts,
             "node": t.node,
+            "queued_at": t.queued_at,
             "started_at": t.started_at,
             "ended_at": t.ended_at,
             "duration_s": t.duration_s,
