@@ -121,7 +121,7 @@ def _execute(
     backend: Backend,
     concurrency: int,
 ) -> Result:
-    clock = config.clock or WallClock()
+    clock = config.clock or backend.clock() or WallClock()
     objectives = config.objectives
     study = Study(store, searcher, config.space, config.constraints, objectives, config.num_trials)
     stored = [study.trials[i] for i in sorted(study.trials)]
