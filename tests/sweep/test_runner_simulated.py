@@ -1,5 +1,7 @@
 """The runner with many trials in flight, on the simulated backend's virtual clock.
 
+``run()`` takes the clock from the backend, so no test passes ``clock=``.
+
 Each scenario is exact: durations are functions of the config, so every event
 has a known virtual time and the runner's decisions can be checked to the second.
 """
@@ -38,9 +40,7 @@ def _run(storage: Path, backend: SimulatedBackend, objective: Any = loss_x, **kw
     kwargs.setdefault("num_trials", 20)
     kwargs.setdefault("name", "sim")
     kwargs.setdefault("seed", 1)
-    return rs.run(
-        objective, SPACE, storage=storage, backend=backend, clock=backend.clock(), **kwargs
-    )
+    return rs.run(objective, SPACE, storage=storage, backend=backend, **kwargs)
 
 
 def _sim(**kwargs: Any) -> SimulatedBackend:
@@ -190,7 +190,6 @@ def test_a_report_arriving_while_another_trial_finishes(storage: Path) -> None:
         name="sim",
         storage=storage,
         backend=backend,
-        clock=backend.clock(),
         callbacks=[timeline],
     )
     at_ten = [(hook, tid) for t, hook, tid in timeline.seen if t == 10.0]
@@ -298,7 +297,7 @@ def test_a_busy_loop_beats_without_extra_commits(tmp_path: Path) -> None:
 
 
 def test_the_documented_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The example in docs/simulated.md runs as written and stops at its time budget."""
+    """The example in docs/simulated.md runs as written, stopping at its virtual time budget."""
     text = (Path(__file__).resolve().parents[2] / "docs" / "simulated.md").read_text()
     code = re.search(r"```python\n(.*?)```", text, re.DOTALL)
     assert code is not None

@@ -30,7 +30,7 @@ Example:
     >>> import raysweep as rs
     >>> backend = SimulatedBackend(workers=8, duration=lambda config: 60.0 * config["epochs"])
     >>> result = rs.run(lambda c: 1.0 / c["epochs"], {"epochs": rs.randint(1, 10)},
-    ...                 num_trials=100, backend=backend, clock=backend.clock(),
+    ...                 num_trials=100, backend=backend,
     ...                 storage=tmp, name="sim")  # doctest: +SKIP
 """
 
@@ -121,8 +121,8 @@ class SimulatedBackend(Backend):
             of the ``attempt``-th run (1, 2, ... per trial on this backend) its
             worker dies, producing :class:`TrialLost`; ``None``, or a time at or
             after the trial's end, means it survives. Makes retries testable.
-        clock: the virtual clock to move (default: a new one); the runner must
-            read the same one, which :meth:`clock` hands out.
+        clock: the virtual clock to move (default: a new one). The runner must
+            read the same one: :func:`raysweep.run` takes it from :meth:`clock`.
 
     Raises:
         SpecError: a bad argument, or ``duration``/``lose`` returning something
@@ -164,7 +164,7 @@ class SimulatedBackend(Backend):
 
     # -- the Backend interface ----------------------------------------------------------
     def clock(self) -> VirtualClock:
-        """The virtual clock; the runner must use it (``run(..., clock=backend.clock())``)."""
+        """The virtual clock, which :func:`raysweep.run` then uses as its own."""
         return self._clock
 
     def prepare(self, objective: Objective, *, metric: str, hints: Resources) -> None:
