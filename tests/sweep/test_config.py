@@ -167,3 +167,13 @@ def test_default_name_comes_from_the_objective() -> None:
     values = dict(BASE)
     del values["name"]
     assert SweepConfig.build(values).name.startswith("objective-")
+
+
+def test_a_second_clock_beside_the_simulators_is_refused() -> None:
+    """With a backend that has its own clock, another clock= is refused; its own is fine."""
+    from raysweep.sweep.execution import FakeClock, SimulatedBackend
+
+    backend = SimulatedBackend(workers=2, duration=lambda config: 1.0)
+    with pytest.raises(SpecError, match="clock: the backend keeps its own time"):
+        build(backend=backend, clock=FakeClock())
+    assert build(backend=backend, clock=backend.clock()).clock is backend.clock()

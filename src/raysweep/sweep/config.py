@@ -414,6 +414,16 @@ def _feasible(config: SweepConfig) -> None:
     )
 
 
+def _one_clock(config: SweepConfig) -> None:
+    """A backend with its own time (the simulator) is measured by that time only."""
+    own = config.backend.clock() if config.backend is not None else None
+    if own is not None and config.clock is not None and config.clock is not own:
+        raise SpecError(
+            "clock: the backend keeps its own time (backend.clock()); leave clock unset, "
+            "or time-outs and budgets would be measured on a different clock"
+        )
+
+
 def _locatable(config: SweepConfig) -> None:
     """The storage URL's scheme is one raysweep has, and the name fits in it."""
     _ = config.location
@@ -422,6 +432,7 @@ def _locatable(config: SweepConfig) -> None:
 _RULES: tuple[Callable[[SweepConfig], None], ...] = (
     _bounded,
     _force_with_resume,
+    _one_clock,
     _locatable,
     _feasible,
 )
