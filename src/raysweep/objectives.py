@@ -27,7 +27,7 @@ from raysweep.errors import SpecError
 if TYPE_CHECKING:
     from raysweep.trial import Trial
 
-__all__ = ["Direction", "Metric", "Objectives"]
+__all__ = ["Direction", "Metric", "Objectives", "OptimizesObjectives"]
 
 
 class Direction(enum.Enum):
@@ -224,3 +224,21 @@ class Objectives:
                 scored.append((tuple(v for v in values if v is not None), trial))
         front = [t for v, t in scored if not any(self.dominates(w, v) for w, _ in scored if w != v)]
         return sorted(front, key=lambda t: t.trial_id)
+
+
+class OptimizesObjectives:
+    """Mixin for records holding ``objectives``: ``metric`` and ``mode`` of the
+    primary metric, the names single-objective code (and users) know."""
+
+    __slots__ = ()
+    objectives: Objectives
+
+    @property
+    def metric(self) -> str:
+        """The name of the optimized (primary) metric."""
+        return self.objectives.metric
+
+    @property
+    def mode(self) -> Literal["min", "max"]:
+        """``"min"`` or ``"max"`` for the primary metric."""
+        return self.objectives.mode

@@ -113,6 +113,7 @@ def objective(value: Any, ctx: Context) -> ObjectiveRef:
 
         ref = expect_str(value, what="'module:function' or a callable")
         fn, modules = load_objective(ref, ctx.base or Path.cwd())
+        check_signature(fn, ref)
         return ObjectiveRef(fn, ref, modules)
     if not callable(value):
         raise SpecError(

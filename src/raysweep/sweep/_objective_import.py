@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -38,8 +37,8 @@ def load_objective(ref: str, base: Path) -> tuple[Callable[..., Any], tuple[str,
 
     Raises:
         SpecError: the reference is malformed, the module is missing or fails to
-            import, the attribute is missing, not callable, or cannot take the
-            configuration as its one argument.
+            import, the attribute is missing or not callable. (Whether it takes
+            the configuration is the sweep configuration's check.)
     """
     module_name, _, attr = ref.partition(":")
     if not _dotted(module_name) or not _dotted(attr):
@@ -58,7 +57,6 @@ def load_objective(ref: str, base: Path) -> tuple[Callable[..., Any], tuple[str,
         obj = getattr(obj, part)
     if not callable(obj):
         raise SpecError(f"{ref!r} is not callable (it is of type {type(obj).__name__})")
-    _check_signature(obj, ref)
     _register(modules)
     return obj, modules
 
@@ -166,20 +164,6 @@ def _import_error(module_name: str, exc: BaseException, base: Path) -> SpecError
         message = str(exc).strip().splitlines()
         text = f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
     return SpecError(f"importing {module_name!r} failed{location}: {text}")
-
-
-def _check_signature(fn: Callable[..., Any], ref: str) -> None:
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):  # some builtins have none; let the call decide
-        return
-    try:
-        signature.bind({})
-    except TypeError:
-        raise SpecError(
-            f"{ref!r} must accept the configuration dict as its one argument, "
-            f"but its signature is {signature}"
-        ) from None
 
 
 def _register(modules: tuple[str, ...]) -> None:

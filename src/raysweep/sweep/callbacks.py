@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from raysweep.objectives import Objectives
+from raysweep.objectives import Objectives, OptimizesObjectives
 from raysweep.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ __all__ = ["Callback", "ExperimentInfo"]
 
 
 @dataclass(frozen=True, slots=True)
-class ExperimentInfo:
+class ExperimentInfo(OptimizesObjectives):
     """What a callback learns when an experiment starts (or resumes).
 
     Attributes:
@@ -44,16 +44,6 @@ class ExperimentInfo:
     best: Trial | None = None
     resumed: bool = False
     max_concurrent: int = 1
-
-    @property
-    def metric(self) -> str:
-        """The name of the optimized (primary) metric."""
-        return self.objectives.metric
-
-    @property
-    def mode(self) -> Literal["min", "max"]:
-        """``"min"`` or ``"max"`` for the primary metric."""
-        return self.objectives.mode
 
 
 class Callback:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from raysweep.objectives import Objectives
+from raysweep.objectives import Objectives, OptimizesObjectives
 from raysweep.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ __all__ = ["Result", "trials_dataframe"]
 
 
 @dataclass(frozen=True, slots=True)
-class Result:
+class Result(OptimizesObjectives):
     """What :func:`raysweep.run` returns.
 
     Attributes:
@@ -33,16 +33,6 @@ class Result:
     objectives: Objectives
     trials: tuple[Trial, ...]
     stop_reason: str
-
-    @property
-    def metric(self) -> str:
-        """The name of the optimized (primary) metric."""
-        return self.objectives.metric
-
-    @property
-    def mode(self) -> Literal["min", "max"]:
-        """``"min"`` or ``"max"`` for the primary metric."""
-        return self.objectives.mode
 
     @property
     def best(self) -> Trial | None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+
+from raysweep.objectives import Objectives, OptimizesObjectives
 
 if TYPE_CHECKING:
-    from raysweep.objectives import Objectives
     from raysweep.sweep.space import SearchSpace
     from raysweep.sweep.space.constraints import ConstraintSet
     from raysweep.trial import Trial
@@ -22,7 +23,7 @@ __all__ = ["SearchContext", "Searcher"]
 
 
 @dataclass(frozen=True, slots=True)
-class SearchContext:
+class SearchContext(OptimizesObjectives):
     """Read-only facts a searcher is set up with before its first suggestion.
 
     Attributes:
@@ -39,16 +40,6 @@ class SearchContext:
     objectives: Objectives
     seed: int | None
     num_trials: int | None = None
-
-    @property
-    def metric(self) -> str:
-        """The name of the optimized (primary) metric."""
-        return self.objectives.metric
-
-    @property
-    def mode(self) -> Literal["min", "max"]:
-        """``"min"`` or ``"max"`` for the primary metric."""
-        return self.objectives.mode
 
 
 class Searcher(abc.ABC):
