@@ -12,6 +12,7 @@ import pytest
 from raysweep.errors import ExperimentExistsError, ExperimentNotFoundError, RaysweepError
 from raysweep.store import NewTrial, SQLiteStore, TrialUpdate
 from raysweep.trial import TrialState
+from tests.conftest import WAIT_S, wait_until
 
 
 def _store(tmp_path: Path) -> SQLiteStore:
@@ -116,14 +117,18 @@ def test_reader_sees_consistent_data_while_writer_runs(tmp_path: Path) -> None:
     )
     proc.start()
     reader = SQLiteStore.open(tmp_path / "exp", readonly=True)
-    seen = []
-    while proc.is_alive() or not seen or seen[-1] < 300:
+    seen: list[int] = []
+
+    def read_all_written() -> bool:
         ids = [t.trial_id for t in reader.trials()]
         assert ids == list(range(len(ids)))  # never a torn read
         seen.append(len(ids))
-        if not proc.is_alive() and seen[-1] == 300:
-            break
-    proc.join()
+        if not proc.is_alive() and len(ids) < 300:
+            pytest.fail(f"the writer ended (exit code {proc.exitcode}) after {len(ids)} trials")
+        return len(ids) == 300
+
+    wait_until(read_all_written, "the reader to see all 300 trials", poll_s=0.0)
+    proc.join(timeout=WAIT_S)
     assert proc.exitcode == 0
     assert seen[-1] == 300
 
