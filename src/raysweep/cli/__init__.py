@@ -7,6 +7,6 @@ library reports through return values, exceptions and callbacks.
 from __future__ import annotations
 
 from raysweep.cli.main import cli, main
-from raysweep.cli.progress import ProgressCallback
+from raysweep.sweep.progress import ProgressCallback
 
 __all__ = ["ProgressCallback", "cli", "main"]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import shlex
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from raysweep._text import format_config, format_duration, format_value
 from raysweep.errors import SpecError, StoreError
 from raysweep.store import ExperimentStore
 
@@ -20,35 +20,6 @@ __all__ = [
     "format_value",
     "shell_path",
 ]
-
-
-def format_value(value: Any) -> str:
-    """A compact rendering: floats to 4 significant digits, everything else as is."""
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        return f"{value:.4g}"
-    if isinstance(value, str):
-        return value
-    return repr(value)
-
-
-def format_config(config: Mapping[str, Any], sep: str = ", ") -> str:
-    """``lr=0.001, layers=3`` for a configuration."""
-    return sep.join(f"{k}={format_value(v)}" for k, v in config.items())
-
-
-def format_duration(seconds: float | None) -> str:
-    """``42.0s``, ``3m07s`` or ``2h05m``; ``-`` when unknown."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def display_path(path: str | Path) -> str:

@@ -190,7 +190,7 @@ def run_command(config: Path, **overrides: Any) -> None:
     The experiment is stored in STORAGE/NAME/experiment.db as it runs; Ctrl-C
     stops it, and --resume continues it. Options given here override the file's.
     """
-    from raysweep.cli.progress import ProgressCallback
+    from raysweep.sweep.progress import ProgressCallback
     from raysweep.sweep.sweepfile import load_sweep_file
 
     if overrides.get("force") and not overrides.get("resume"):

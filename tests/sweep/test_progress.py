@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from raysweep.cli.progress import ProgressCallback
+from raysweep.sweep.progress import ProgressCallback
 from raysweep.objectives import Objectives
 from raysweep.sweep.callbacks import ExperimentInfo
 from raysweep.sweep.result import Result

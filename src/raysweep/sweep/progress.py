@@ -26,7 +26,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from raysweep.cli._format import format_config, format_duration, format_value
+from raysweep._text import format_config, format_duration, format_value
 from raysweep.objectives import Objectives
 from raysweep.sweep.callbacks import Callback, ExperimentInfo
 from raysweep.trial import Trial, TrialState
