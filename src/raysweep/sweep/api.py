@@ -99,6 +99,7 @@ def execute(config: SweepConfig) -> Result:
 
         backend = RayBackend(address=config.address, runtime_env=config.runtime_env)
     try:
+        backend.start(lambda text: _note(config, text))
         backend.prepare(config.objective.fn, metric=config.metric, hints=config.resources)
         concurrency = config.max_concurrent or backend.default_concurrency(config.resources)
         spec = {**config.to_spec(), "max_concurrent": concurrency}
@@ -186,6 +187,11 @@ def _execute(
     store.commit(meta={"status": status, "stop_reason": reason})
     store.add_event("ended", {"reason": reason})
     return _result(config, study, reason)
+
+
+def _note(config: SweepConfig, text: str) -> None:
+    for cb in config.callbacks:
+        cb.on_note(text)
 
 
 def _result(config: SweepConfig, study: Study, reason: str) -> Result:

@@ -49,6 +49,11 @@ class ExperimentInfo(OptimizesObjectives):
 class Callback:
     """Base class for experiment callbacks; override the hooks you need."""
 
+    def on_note(self, text: str) -> None:
+        """A line about what raysweep is doing or noticed (connecting to Ray, a
+        cluster smaller than ``max_concurrent``); it may come before
+        :meth:`on_experiment_start`."""
+
     def on_experiment_start(self, info: ExperimentInfo) -> None:
         """The experiment is set up; no new trial has started yet."""
 

@@ -118,6 +118,10 @@ class ProgressCallback(Callback):
             f"experiment {info.name}: {planned}, {info.max_concurrent} at a time, {goal}{resumed}"
         )
 
+    def on_note(self, text: str) -> None:
+        # Printed above the live display when there is one, as a plain line otherwise.
+        self._print(text)
+
     def on_trial_start(self, trial: Trial) -> None:
         with self._lock:
             self._running[trial.trial_id] = _Running(self._clock())

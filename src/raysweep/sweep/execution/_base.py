@@ -62,6 +62,11 @@ class WallClock(Clock):
 class Backend(abc.ABC):
     """Runs trials. ``submit`` and ``wait`` are required; the rest are no-ops."""
 
+    def start(self, notify: Callable[[str], None]) -> None:  # noqa: B027 - optional hook
+        """Acquire where trials run (connect to or start a cluster), before
+        :meth:`prepare`; say what is happening through ``notify`` (one short line
+        each, e.g. "starting Ray (2 CPUs) ..."), which reaches the display."""
+
     def prepare(  # noqa: B027 - optional hook, a no-op by default
         self,
         objective: Callable[[dict[str, Any]], Any],
