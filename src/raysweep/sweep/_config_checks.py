@@ -330,6 +330,12 @@ def flag(value: Any, ctx: Context) -> bool:
     return value
 
 
+def verbosity(value: Any, ctx: Context) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value not in (0, 1, 2):
+        raise SpecError(f"expected 0, 1 or 2, got {describe(value)}")
+    return value
+
+
 def callbacks(value: Any, ctx: Context) -> tuple[Any, ...]:
     from raysweep.sweep.callbacks import Callback
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raysweep.errors import (
     ExperimentExistsError,
@@ -22,7 +22,7 @@ from raysweep.errors import (
     TooManyFailuresError,
 )
 from raysweep.store import ExperimentStore, Location
-from raysweep.sweep.callbacks import ExperimentInfo
+from raysweep.sweep.callbacks import CallbackGuard, ExperimentInfo
 from raysweep.sweep.config import SweepConfig, run_args_doc, run_signature
 from raysweep.sweep.execution import Backend, WallClock
 from raysweep.sweep.result import Result
@@ -30,6 +30,9 @@ from raysweep.sweep.runner import Runner, RunnerOptions
 from raysweep.sweep.searchers import SearchContext, Searcher
 from raysweep.sweep.study import Study
 from raysweep.trial import TrialState
+
+if TYPE_CHECKING:
+    from raysweep.sweep.progress import ProgressCallback
 
 __all__ = ["execute", "run"]
 
@@ -93,13 +96,15 @@ def execute(config: SweepConfig) -> Result:
             f"--resume) to continue it, or choose another name or storage"
         )
     location.check_writable()  # before Ray starts; writes nothing
+    display = _display(config)
+    guard = CallbackGuard([*config.callbacks, *([display] if display else [])])
     backend: Backend = config.backend
     if backend is None:
         from raysweep.sweep.execution.ray_backend import RayBackend
 
         backend = RayBackend(address=config.address, runtime_env=config.runtime_env)
     try:
-        backend.start(lambda text: _note(config, text))
+        backend.start(guard.on_note)
         backend.prepare(config.objective.fn, metric=config.metric, hints=config.resources)
         concurrency = config.max_concurrent or backend.default_concurrency(config.resources)
         spec = {**config.to_spec(), "max_concurrent": concurrency}
@@ -108,11 +113,26 @@ def execute(config: SweepConfig) -> Result:
         else:
             store.write_spec(spec)
             store.add_event("resumed", {"num_trials": config.num_trials})
-        return _execute(config, searcher, store, backend, concurrency)
+        return _execute(config, searcher, store, backend, concurrency, guard)
     finally:
+        if display is not None:
+            display.close()
         backend.shutdown()
         if store is not None:
+            if guard.errors:
+                store.add_event("callback_errors", guard.summary())
             store.close()
+
+
+def _display(config: SweepConfig) -> ProgressCallback | None:
+    """The progress display ``verbose`` asks for, unless a callback already is one."""
+    if config.verbose == 0:
+        return None
+    from raysweep.sweep.progress import ProgressCallback
+
+    if any(isinstance(cb, ProgressCallback) for cb in config.callbacks):
+        return None
+    return ProgressCallback(min_interval_s=1.0 if config.verbose == 1 else 0.0)
 
 
 def _execute(
@@ -121,6 +141,7 @@ def _execute(
     store: ExperimentStore,
     backend: Backend,
     concurrency: int,
+    guard: CallbackGuard,
 ) -> Result:
     clock = config.clock or backend.clock() or WallClock()
     objectives = config.objectives
@@ -160,8 +181,7 @@ def _execute(
         resumed=config.resume,
         max_concurrent=concurrency,
     )
-    for cb in config.callbacks:
-        cb.on_experiment_start(info)
+    guard.on_experiment_start(info)
     retries = config.resources.max_retries
     options = RunnerOptions(
         max_concurrent=concurrency,
@@ -170,12 +190,12 @@ def _execute(
         max_failures=config.max_failures,
         stop=config.stop,
     )
-    runner = Runner(study, backend, clock, options, config.callbacks)
+    runner = Runner(study, backend, clock, options, [guard])
     try:
         reason = runner.run()
     except TooManyFailuresError as exc:
         store.commit(meta={"status": "failed", "stop_reason": str(exc)})
-        exc.result = _result(config, study, str(exc))
+        exc.result = _result(config, study, str(exc), guard)
         raise
     except KeyboardInterrupt:
         store.commit(meta={"status": "stopped", "stop_reason": "interrupted"})
@@ -186,15 +206,10 @@ def _execute(
     status = "completed" if reason in ("num_trials reached", "searcher exhausted") else "stopped"
     store.commit(meta={"status": status, "stop_reason": reason})
     store.add_event("ended", {"reason": reason})
-    return _result(config, study, reason)
+    return _result(config, study, reason, guard)
 
 
-def _note(config: SweepConfig, text: str) -> None:
-    for cb in config.callbacks:
-        cb.on_note(text)
-
-
-def _result(config: SweepConfig, study: Study, reason: str) -> Result:
+def _result(config: SweepConfig, study: Study, reason: str, guard: CallbackGuard) -> Result:
     result = Result(
         name=config.name,
         directory=config.directory,
@@ -202,8 +217,7 @@ def _result(config: SweepConfig, study: Study, reason: str) -> Result:
         trials=tuple(study.trials[i] for i in sorted(study.trials)),
         stop_reason=reason,
     )
-    for cb in config.callbacks:
-        cb.on_experiment_end(result)
+    guard.on_experiment_end(result)
     return result
 
 

@@ -2,13 +2,19 @@
 
 Every hook is a no-op by default, so a callback overrides only what it needs.
 Hooks receive frozen records; a callback cannot change what the runner does
-(that is the searcher's and the stop conditions' job). An exception raised in a
-callback propagates: a broken progress display should be noticed, not hidden.
+(that is the searcher's and the stop conditions' job).
+
+Callbacks observe, so they cannot wreck a run: an exception raised in one is
+logged with its traceback (once per callback and hook; repeats are counted), the
+run goes on, and the count is stored as a ``callback_errors`` event when the
+run ends (:class:`CallbackGuard`). To end a run early use ``stop=`` or
+``max_failures``; Ctrl-C (``KeyboardInterrupt``) still stops it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +24,9 @@ from raysweep.trial import Trial, TrialState
 if TYPE_CHECKING:
     from raysweep.sweep.result import Result
 
-__all__ = ["Callback", "ExperimentInfo"]
+__all__ = ["Callback", "CallbackGuard", "ExperimentInfo"]
+
+_log = logging.getLogger("raysweep.callbacks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +79,60 @@ class Callback:
 
     def on_experiment_end(self, result: Result) -> None:
         """The experiment stopped: finished, a stop condition, or too many failures."""
+
+
+class CallbackGuard(Callback):
+    """All of an experiment's callbacks behind one, each call isolated.
+
+    The runner talks to this one callback; an exception in a user's callback is
+    logged (the first time for each callback and hook, with its traceback),
+    counted in :attr:`errors`, and does not reach the runner, so nothing is left
+    RUNNING because a progress bar or a tracking server failed.
+    """
+
+    def __init__(self, callbacks: Sequence[Callback]) -> None:
+        self.callbacks = tuple(callbacks)
+        #: ``"Class.hook" -> [count, first error line]`` for the hooks that raised.
+        self.errors: dict[str, list[Any]] = {}
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            try:
+                getattr(cb, hook)(*args)
+            except Exception as exc:
+                where = f"{type(cb).__name__}.{hook}"
+                first = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                seen = self.errors.setdefault(where, [0, first])
+                seen[0] += 1
+                if seen[0] == 1:
+                    _log.error(
+                        "callback %s raised %s; it is ignored and the run goes on",
+                        where,
+                        first,
+                        exc_info=True,
+                    )
+
+    def on_note(self, text: str) -> None:
+        self._call("on_note", text)
+
+    def on_experiment_start(self, info: ExperimentInfo) -> None:
+        self._call("on_experiment_start", info)
+
+    def on_trial_start(self, trial: Trial) -> None:
+        self._call("on_trial_start", trial)
+
+    def on_trial_report(self, trial: Trial, report: Mapping[str, Any]) -> None:
+        self._call("on_trial_report", trial, report)
+
+    def on_trial_complete(self, trial: Trial) -> None:
+        self._call("on_trial_complete", trial)
+
+    def on_trial_error(self, trial: Trial) -> None:
+        self._call("on_trial_error", trial)
+
+    def on_experiment_end(self, result: Result) -> None:
+        self._call("on_experiment_end", result)
+
+    def summary(self) -> dict[str, Any]:
+        """The errors as stored in the ``callback_errors`` event."""
+        return {where: {"count": n, "first": first} for where, (n, first) in self.errors.items()}

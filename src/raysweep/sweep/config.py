@@ -221,6 +221,11 @@ class SweepConfig:
         doc="raysweep.Callback instances told about every trial",
         check=checks.callbacks, default=(), **_INVOCATION, annotation="Sequence[Callback]",
     ))  # fmt: skip
+    verbose: int = field(metadata=_option(
+        doc="0: no progress display; 1: the display (live on a terminal or in a notebook, "
+        "a throttled line per trial in logs); 2: a line for every trial",
+        check=checks.verbosity, default=1, **_INVOCATION, annotation="int",
+    ))  # fmt: skip
     backend: Any = field(metadata=_option(
         doc="where trials run (default: Ray); e.g. a SimulatedBackend",
         check=checks.backend, **_INVOCATION, annotation="Backend | None",
