@@ -295,3 +295,45 @@ def test_unexpected_errors_keep_their_traceback(
     assert result.exit_code == 1
     assert "Traceback" in result.stderr
     assert "ZeroDivisionError: bug" in result.stderr
+
+
+def test_a_run_with_no_completed_trial_exits_1(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run that ends with no COMPLETED trial exits 1 with one line: counts and last error."""
+    from click.testing import CliRunner
+
+    import raysweep.sweep.api
+    from raysweep.cli import cli
+    from raysweep.objectives import Objectives
+    from raysweep.sweep.config import SweepConfig
+    from raysweep.sweep.result import Result
+    from raysweep.trial import Trial, TrialState
+
+    def all_failed(config: SweepConfig) -> Result:
+        trials = tuple(
+            Trial(i, TrialState.FAILED, {"x": 0.5}, error=f"Traceback ...\nValueError: bad {i}")
+            for i in range(3)
+        )
+        return Result("demo", config.directory, Objectives.single("loss"), trials, "done")
+
+    monkeypatch.setattr(raysweep.sweep.api, "execute", all_failed)
+    monkeypatch.chdir(tmp_path)
+    config = sweep_folder(tmp_path)
+    result = CliRunner().invoke(cli, ["run", config.name])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: no trial completed (3 failed; done)")
+    assert "last error (trial 2): ValueError: bad 2" in lines[0]
+
+
+def test_help_documents_the_exit_codes() -> None:
+    """raysweep --help lists what each exit code means."""
+    from click.testing import CliRunner
+
+    from raysweep.cli import cli
+
+    text = CliRunner().invoke(cli, ["--help"]).output
+    for line in ("0    done", "1    the run failed", "2    bad input", "130  interrupted"):
+        assert line in text

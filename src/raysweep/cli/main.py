@@ -41,11 +41,12 @@ from raysweep.errors import (
     StoreWriteError,
     TooManyFailuresError,
 )
+from raysweep.trial import TrialState
 
 if TYPE_CHECKING:
     from raysweep.sweep.result import Result
 
-__all__ = ["Interrupted", "cli", "main"]
+__all__ = ["Interrupted", "RunFailed", "cli", "main"]
 
 #: Errors about the input: nothing ran, the user fixes the command or the file.
 _INPUT_ERRORS = (
@@ -58,6 +59,10 @@ _INPUT_ERRORS = (
 EXIT_INPUT = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
+
+
+class RunFailed(Exception):
+    """The run ended but did not do its job (no trial completed): exit 1."""
 
 
 class Interrupted(Exception):
@@ -76,6 +81,8 @@ def _classify(exc: BaseException) -> tuple[int, str] | None:
         return EXIT_INPUT, f"error: {_one_line(exc.format_message())}{hint}"
     if isinstance(exc, click.ClickException):
         return exc.exit_code, f"error: {_one_line(exc.format_message())}"
+    if isinstance(exc, RunFailed):
+        return EXIT_FAILED, f"error: {exc}"
     if isinstance(exc, Interrupted):
         return EXIT_INTERRUPTED, f"interrupted: {exc}"
     if isinstance(exc, click.Abort | KeyboardInterrupt):
@@ -135,6 +142,13 @@ def cli(verbose: int) -> None:
     raysweep run sweep.yaml          run the sweep described in sweep.yaml
     raysweep status runs/NAME        what an experiment is doing or did
     raysweep export runs/NAME        its trials as JSON or CSV
+
+    \b
+    Exit codes, for scripts and Slurm job arrays:
+      0    done (some trial completed)
+      1    the run failed: no trial completed, too many failures, a lost store
+      2    bad input, found before anything ran or was written
+      130  interrupted (continue with --resume)
     """
     _configure_logging(
         logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
@@ -227,6 +241,24 @@ def run_command(config: Path, **overrides: Any) -> None:
     finally:
         progress.close()
     _print_summary(console, result)
+    if result.count(TrialState.COMPLETED) == 0:
+        raise RunFailed(_no_completion(result))
+
+
+def _no_completion(result: Result) -> str:
+    """One line for a run in which no trial completed: counts and the last error."""
+    counts = [f"{result.count(s)} {s.value.lower()}" for s in TrialState if result.count(s)]
+    failed = [t for t in result.trials if t.state is TrialState.FAILED]
+    last = ""
+    if failed:
+        trial = max(failed, key=lambda t: (t.ended_at or 0.0, t.trial_id))
+        lines = [line.strip() for line in (trial.error or "").splitlines() if line.strip()]
+        last = f"; last error (trial {trial.trial_id}): {lines[-1] if lines else 'unknown'}"
+    where = shell_path(result.directory)
+    return (
+        f"no trial completed ({', '.join(counts) or 'no trials'}; {result.stop_reason}){last}; "
+        f"see 'raysweep status {where}'"
+    )
 
 
 def _resume_command(config: Path, overrides: Mapping[str, Any]) -> str:
