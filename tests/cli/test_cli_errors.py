@@ -90,6 +90,25 @@ def assert_one_line_error(
         ({"constraints": ["x + z <= 1"]}, OBJECTIVE, ("constraints", "'z'")),
         ({"searcher": "bayesopt"}, OBJECTIVE, ("searcher", "'bayesopt'")),
         ({"resources": {"gpus": 1}}, OBJECTIVE, ("resources", "'gpus'")),
+        ({"name": "a\nb"}, OBJECTIVE, ("name", "folder name")),
+        ({"name": "x" * 300}, OBJECTIVE, ("name", "at most 200")),
+        (
+            {"resources": {"custom": {"ray": {"num_gpu": 1}}}},
+            OBJECTIVE,
+            ("resources.custom.ray", "'num_gpu'", "did you mean 'num_gpus'"),
+        ),
+        (
+            {"runtime_env": {"working_dir": "no_such_dir"}},
+            OBJECTIVE,
+            ("runtime_env.working_dir", "no such folder"),
+        ),
+        ({"timeout_s": float("inf")}, OBJECTIVE, ("timeout_s", "inf")),
+        ({"space": {"µ": {"type": "uniform", "low": 0, "high": 1}}}, OBJECTIVE, ("'µ'", "'μ'")),
+        (
+            {"space": {"x": {"type": "uniform", "low": -1e308, "high": 1e308}}},
+            OBJECTIVE,
+            ("space", "'x'", "overflows"),
+        ),
     ],
 )
 def test_bad_sweep_file(
@@ -337,3 +356,50 @@ def test_help_documents_the_exit_codes() -> None:
     text = CliRunner().invoke(cli, ["--help"]).output
     for line in ("0    done", "1    the run failed", "2    bad input", "130  interrupted"):
         assert line in text
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragments"),
+    [
+        ({"storage": "blocked"}, ("storage", "blocked")),
+        ({"searcher": "grid"}, ("grid", "continuous")),
+    ],
+)
+def test_bad_input_found_before_ray_starts(
+    tmp_path: Path, fields: dict[str, Any], fragments: tuple[str, ...]
+) -> None:
+    """Problems seen only when the run starts still exit 2 before Ray is reached.
+
+    The address points at nothing: had raysweep tried to connect first, the error
+    would be about the address instead.
+    """
+    (tmp_path / "blocked").write_text("a file where a folder should be")
+    config = sweep_folder(tmp_path, **fields)
+    proc = cli("run", config, "--address", "127.0.0.1:9", cwd=tmp_path)
+    message = assert_one_line_error(proc, 2, *fragments)
+    assert "127.0.0.1:9" not in message
+    assert (tmp_path / "blocked").read_text() == "a file where a folder should be"
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("target", "code", "fragment"),
+    [
+        ("out_dir", 2, "is a directory"),
+        ("missing/out.json", 2, "No such file"),
+        ("/dev/full", 1, "No space left"),
+    ],
+)
+def test_export_to_a_target_that_cannot_be_written(
+    tmp_path: Path, target: str, code: int, fragment: str
+) -> None:
+    """export -o names the file it cannot write, and leaves no partial file behind."""
+    import shutil
+
+    fixture = Path(__file__).resolve().parents[1] / "store" / "fixtures" / "v1-sweep.db"
+    (tmp_path / "exp").mkdir()
+    shutil.copyfile(fixture, tmp_path / "exp" / "experiment.db")
+    (tmp_path / "out_dir").mkdir()
+    proc = cli("export", "exp", "-o", target, cwd=tmp_path)
+    assert_one_line_error(proc, code, "--output", target, fragment)
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -9,9 +9,11 @@ The JSON is strict: NaN and infinities, which Python would write as invalid
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import click
 
 from raysweep.cli._format import checked_spec, flatten_scalars
+from raysweep.errors import RaysweepError, SpecError
 from raysweep.store import ExperimentStore, open_experiment
 from raysweep.sweep.result import trials_dataframe
 
@@ -69,7 +72,37 @@ def export_command(directory: str, fmt: str | None, output: Path | None) -> None
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:
-        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        write_output(output, text if text.endswith("\n") else text + "\n")
+
+
+def write_output(output: Path, text: str) -> None:
+    """Write ``text`` to ``output`` whole or not at all, naming the file on failure.
+
+    A regular file is written under a temporary name beside it and renamed into
+    place, so a full disk never leaves half an export where the last one was.
+    Special files (``/dev/stdout``, a FIFO) are written directly.
+
+    Raises:
+        SpecError: the target cannot be written (a folder, no permission, no such
+            folder): fixable input, exit 2.
+        RaysweepError: the disk is full (or another I/O failure): exit 1.
+    """
+    direct = output.exists() and not output.is_file() and not output.is_dir()
+    target = output if direct else output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if not direct:
+            os.replace(target, output)
+    except OSError as exc:
+        if not direct:
+            target.unlink(missing_ok=True)
+        why = exc.strerror or type(exc).__name__
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            raise RaysweepError(f"--output {output}: cannot write the export: {why}") from None
+        if output.is_dir():
+            why = "it is a folder; give a file name"
+        raise SpecError(f"--output {output}: cannot write the export: {why}") from None
 
 
 def experiment_json(store: ExperimentStore) -> dict[str, Any]:
