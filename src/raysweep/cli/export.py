@@ -83,8 +83,8 @@ def write_output(output: Path, text: str) -> None:
     Special files (``/dev/stdout``, a FIFO) are written directly.
 
     Raises:
-        SpecError: the target cannot be written (a folder, no permission, no such
-            folder): fixable input, exit 2.
+        SpecError: the target cannot be written (no permission, no such folder):
+            fixable input, exit 2.
         RaysweepError: the disk is full (or another I/O failure): exit 1.
     """
     direct = output.exists() and not output.is_file() and not output.is_dir()
@@ -100,8 +100,6 @@ def write_output(output: Path, text: str) -> None:
         why = exc.strerror or type(exc).__name__
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
             raise RaysweepError(f"--output {output}: cannot write the export: {why}") from None
-        if output.is_dir():
-            why = "it is a folder; give a file name"
         raise SpecError(f"--output {output}: cannot write the export: {why}") from None
 
 
