@@ -111,6 +111,8 @@ def test_unknown_option_is_a_type_error_with_did_you_mean() -> None:
         ({"force": True}, "force: only applies with resume=True"),
         ({"num_trials": None}, "num_trials: required"),
         ({"objective": None}, "missing required option 'objective'"),
+        ({"objective": lambda: 1.0}, "must accept the configuration dict as its one argument"),
+        ({"constraints": ["x <"]}, "constraints: constraint 'x <'"),
         (
             {"resources": {"custom": {"ray": {"num_gpu": 1}}}},
             "resources.custom.ray: unknown Ray task option 'num_gpu' (did you mean 'num_gpus'?)",
