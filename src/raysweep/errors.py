@@ -14,6 +14,7 @@ __all__ = [
     "ExperimentNotFoundError",
     "InfeasibleSpaceError",
     "MissingExtraError",
+    "RayConnectError",
     "RaysweepError",
     "SpecError",
     "StepFailedError",
@@ -67,6 +68,14 @@ class TooManyFailuresError(RaysweepError):
         super().__init__(message)
         #: The :class:`raysweep.Result` of the experiment up to the stop.
         self.result = result
+
+
+class RayConnectError(RaysweepError, ConnectionError):
+    """Raised at start when the Ray cluster to join cannot be reached: nothing
+    answered at ``address`` (or ``RAY_ADDRESS``) within the connect time-out
+    (``RAYSWEEP_CONNECT_TIMEOUT_S``, 30 s by default), its host is unknown, or
+    ``address="auto"`` found no cluster. The message names the address, in one
+    line; nothing was started or written."""
 
 
 class StepFailedError(RaysweepError):
