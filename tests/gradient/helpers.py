@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -172,6 +173,80 @@ class EnvObjective(Objective):
         seen: dict[str, Any] = dict(observables)
         seen["objective_task"] = ray.get_runtime_context().get_task_name()
         return ObjectiveResult(loss=0.0, grads={"a": np.asarray(0.0)}, aux=seen)
+
+
+#: Calls each unit made in this process (a process-level cache, as a JIT cache would be).
+CALLS_HERE: dict[str, int] = {}
+
+
+def _count_call(name: str) -> int:
+    CALLS_HERE[name] = CALLS_HERE.get(name, 0) + 1
+    return CALLS_HERE[name]
+
+
+class PidSim(Simulator):
+    """Observes the process it runs in, how often it ran there, and the parameter."""
+
+    exposes = ("pid", "value")
+
+    def run(self, params: Any, state: Any) -> tuple[Mapping[str, Any], Any]:
+        seen = {"pid": os.getpid(), "calls": _count_call(self.name)}
+        return {"pid": seen, "value": float(np.asarray(params["a"]))}, state
+
+
+class PidObjective(Objective):
+    """The quadratic, with its own and its simulators' processes and call counts as aux."""
+
+    def compute(self, params: Any, observables: Mapping[str, Any]) -> ObjectiveResult | NotReady:
+        values = [v for q, v in observables.items() if q.startswith("value.")]
+        mean = float(np.mean(values))
+        return ObjectiveResult(
+            loss=(mean - TARGET) ** 2,
+            grads={"a": np.asarray(2.0 * (mean - TARGET))},
+            aux={
+                "pid": os.getpid(),
+                "calls": _count_call(self.name),
+                "sims": {q.split(".", 2)[2]: v for q, v in observables.items() if q[:4] == "pid."},
+            },
+        )
+
+
+class SelfKillingSim(EchoSim):
+    """An EchoSim whose first run in any process (keyed by a marker file) kills its process."""
+
+    def __init__(self, name: str | None = None, *, marker: str, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.marker = marker
+
+    def run(self, params: Any, state: Any) -> tuple[Mapping[str, Any], Any]:
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().run(params, state)
+
+
+class BrokenSim(Simulator):
+    """Raises on every run; it exposes two observables, so its failure leaves two refs."""
+
+    exposes = ("value", "extra")
+
+    def run(self, params: Any, state: Any) -> tuple[Mapping[str, Any], Any]:
+        raise ValueError(f"{self.name} is broken")
+
+
+class BlockedSim(EchoSim):
+    """Never finishes a run: it is still running when the step fails, until its host ends."""
+
+    def run(self, params: Any, state: Any) -> tuple[Mapping[str, Any], Any]:
+        time.sleep(600)  # until its host is killed; pytest's timeout ends the test before this
+        raise RuntimeError(f"{self.name} slept 600 s and was never killed")
+
+
+class WrongGradObjective(Objective):
+    """Returns a gradient for a parameter ``b`` with two entries, whatever the params are."""
+
+    def compute(self, params: Any, observables: Mapping[str, Any]) -> ObjectiveResult | NotReady:
+        return ObjectiveResult(loss=0.0, grads={"b": np.zeros(2, np.float32)})
 
 
 def make_units(

@@ -141,7 +141,8 @@ def test_units_and_results_survive_pickling() -> None:
 
 def test_task_results_survive_pickling() -> None:
     """What simulator and objective tasks return to the driver round-trips through pickle."""
-    from raysweep.gradient._ray_exec import ObjectiveDone, SimulatorDone, TaskFailed
+    from raysweep.gradient._host import ObjectiveDone, SimulatorDone
+    from raysweep.gradient._ray_exec import TaskFailed
 
     values = [
         SimulatorDone(state={"x": np.ones(2)}, elapsed_s=0.5),

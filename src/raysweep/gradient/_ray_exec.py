@@ -1,92 +1,103 @@
-"""Everything the gradient optimizer asks of Ray; the only module here that imports it.
+"""Everything the gradient optimizer asks of Ray; the one module here that imports it.
 
-Simulators and objectives run as Ray *tasks* (not actors): a unit is a small
-picklable object (pickled once per run) shipped with every call, so any worker on any node can run
-any step and a lost worker costs one task, not a stateful actor.
+Units run in *hosts*: Ray actors created once per run (see ``_placement`` for how
+many, with which resources, and which units each runs). A unit therefore runs
+in the same process every step, so its imports and JIT-compiled code are paid
+for once, whatever its resource hints. Hosts hold caches only: the driver keeps
+params, optimizer state and simulator states, so a host that dies is simply
+started again and its calls re-run.
 
-A simulator task has one return per exposed observable plus a last, small
-:class:`SimulatorDone` (new state and timing). The driver waits on and fetches
-only that last one; the observable refs go to objective tasks nested in a dict,
-so Ray does not resolve them on the way, and the objective task fetches them
-inside its worker. Large trajectories therefore never travel through the driver.
+A call to a unit is an actor call named after the unit (the name the Ray
+dashboard shows). A simulator call has one return per exposed observable plus a
+last, small :class:`SimulatorDone` (new state and timing). The driver waits on
+and fetches only that last one; the observable refs go to objective calls
+nested in a dict, so Ray does not resolve them on the way, and the objective
+fetches them inside its host. Large trajectories never travel through the driver.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import pickle
-import sys
+import re
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import uuid
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from ray import cloudpickle
-from ray.exceptions import RayError, RayTaskError
+from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from raysweep.errors import RaysweepError, SpecError
-from raysweep.gradient.units import NotReady, Objective, ObjectiveResult, Simulator
+from raysweep.gradient._host import ObjectiveDone, SimulatorDone, UnitHost
+from raysweep.gradient._placement import HostPlan, plan_hosts
+from raysweep.gradient.units import Objective, Simulator
 from raysweep.resources import task_env
 
 __all__ = [
-    "Launcher",
+    "Executor",
     "ObjectiveDone",
     "SimulatorDone",
     "TaskFailed",
-    "cancel",
     "ensure_ray",
-    "fetch",
-    "fetch_all",
     "fetch_observable",
-    "prepare_objective",
-    "prepare_simulator",
     "share",
     "shutdown",
-    "submit_objective",
-    "submit_simulator",
     "validate_options",
     "wait_any",
 ]
 
-#: Options raysweep sets itself on every task; users may not override them.
+#: Options raysweep sets itself on every call; users may not override them.
 RESERVED_OPTIONS = frozenset({"num_returns", "name"})
-
-
-@dataclass(frozen=True, slots=True)
-class SimulatorDone:
-    """The small last return of a simulator task (the driver fetches only this)."""
-
-    state: Any
-    elapsed_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectiveDone:
-    """The return of an objective task."""
-
-    result: ObjectiveResult | NotReady
-    elapsed_s: float
+#: Task options that mean nothing to a process that serves the whole run.
+_TASK_ONLY = frozenset(
+    {"max_calls", "_generator_backpressure_num_objects", "_num_objects_per_yield"}
+)
+#: Task options raysweep acts on itself: it re-runs failed units, Ray must not.
+_RETRY_OPTIONS = frozenset({"max_retries", "retry_exceptions"})
+#: How long closing a run waits for its hosts to end and their resources to show free.
+_CLOSE_WAIT_S = 5.0
+_SETTLE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class TaskFailed:
-    """A task that raised (``retryable``: user code raised) or was lost for good."""
+    """A call that raised or was lost.
+
+    Attributes:
+        message: one line: the exception type and message.
+        retryable: user code raised, or the host died (it has been started again);
+            False for anything else Ray reports (the step fails).
+        counts: whether this failure uses up one of the unit's retries. A call
+            that only waited behind the call that took its host down does not.
+    """
 
     message: str
     retryable: bool
+    counts: bool = True
 
 
 # -- session ----------------------------------------------------------------------------
 def ensure_ray(address: str | None, runtime_env: Mapping[str, Any] | None) -> bool:
-    """Connect to Ray unless this process already is; True if this call started it."""
+    """Connect to Ray unless this process already is; True if this call started it.
+
+    Ray's own progress lines (INFO) are left out: a run shows what the caller prints.
+    """
     if ray.is_initialized():
         return False
-    ray.init(
-        address=address or os.environ.get("RAY_ADDRESS") or None,
-        runtime_env=dict(runtime_env) if runtime_env else None,
-        include_dashboard=False,
-    )
+    with warnings.catch_warnings():
+        # Ray starts its processes by fork + exec. JAX warns about any fork once it
+        # runs threads, for the sake of children that go on running Python; these don't.
+        warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
+        ray.init(
+            address=address or os.environ.get("RAY_ADDRESS") or None,
+            runtime_env=dict(runtime_env) if runtime_env else None,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+        )
     return True
 
 
@@ -95,11 +106,28 @@ def shutdown() -> None:
     ray.shutdown()
 
 
+def _host_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Actor options for a host running a unit with these task options.
+
+    A task without ``num_cpus`` takes one CPU; a host does too (an actor would hold none).
+    """
+    out = {k: v for k, v in options.items() if k not in _RETRY_OPTIONS}
+    out.setdefault("num_cpus", 1)
+    return out
+
+
+def _validate_task(*args: Any) -> None:  # only ever given options, never run
+    return None
+
+
+_task_check = ray.remote(_validate_task)
+
+
 def validate_options(options: Mapping[str, Any], unit: str) -> None:
-    """Fail before anything runs if a unit's task options are not valid Ray options.
+    """Fail before anything runs if a unit's options are not valid Ray task options.
 
     Raises:
-        SpecError: a reserved or unknown option, or a value Ray rejects.
+        SpecError: a reserved, inapplicable or unknown option, or a value Ray rejects.
     """
     reserved = sorted(RESERVED_OPTIONS & set(options))
     if reserved:
@@ -107,85 +135,35 @@ def validate_options(options: Mapping[str, Any], unit: str) -> None:
             f"{unit}: task options {reserved} are set by raysweep (one return per "
             f"observable, the unit name) and cannot be given"
         )
+    inapplicable = sorted(_TASK_ONLY & set(options))
+    if inapplicable:
+        raise SpecError(
+            f"{unit}: task options {inapplicable} do not apply: units run in worker "
+            f"processes that serve the whole run"
+        )
     try:
-        _simulator_remote.options(**options, num_returns=2, name=unit)
+        _task_check.options(**options, num_returns=2, name=unit)
+        _host_remote.options(**_host_options(options))
     except (ValueError, TypeError) as exc:
         raise SpecError(f"{unit}: invalid Ray task options {dict(options)!r}: {exc}") from exc
 
 
-# -- inside the workers -----------------------------------------------------------------
-def _apply_env(env: Mapping[str, str]) -> None:
-    # Set per task, not through a per-task runtime_env, which would split the worker pool.
-    os.environ.update(env)
-
-
-def _run_simulator(
-    payload: bytes, params: Any, state: Any, env: Mapping[str, str]
-) -> tuple[Any, ...]:
-    _apply_env(env)
-    simulator: Simulator = _thaw(payload)
-    start = time.perf_counter()
-    answer = simulator.run(params, state)
-    if not isinstance(answer, tuple) or len(answer) != 2 or not isinstance(answer[0], Mapping):
-        raise TypeError(
-            f"simulator {simulator.name!r}: run() must return "
-            f"(observables dict, new_state), got {type(answer).__name__}"
-        )
-    observables, new_state = answer
-    exposes = type(simulator).exposes
-    if set(observables) != set(exposes):
-        raise SpecError(
-            f"simulator {simulator.name!r}: run() returned observables "
-            f"{sorted(observables)}, but the class exposes {sorted(exposes)}"
-        )
-    done = SimulatorDone(state=new_state, elapsed_s=time.perf_counter() - start)
-    return (*(observables[name] for name in exposes), done)
-
-
-def _run_objective(
-    payload: bytes, params: Any, refs: Mapping[str, Any], env: Mapping[str, str]
-) -> ObjectiveDone:
-    _apply_env(env)
-    objective: Objective = _thaw(payload)
-    start = time.perf_counter()
-    names = list(refs)
-    values = ray.get([refs[name] for name in names])
-    result = objective.compute(params, dict(zip(names, values, strict=True)))
-    if isinstance(result, ObjectiveResult):
-        jax = sys.modules.get("jax")
-        if jax is not None:
-            # NumPy leaves: the driver need not hold device buffers, and unpickles fast.
-            result = ObjectiveResult(
-                loss=float(result.loss), grads=jax.device_get(result.grads), aux=result.aux
-            )
-        else:
-            result = ObjectiveResult(loss=float(result.loss), grads=result.grads, aux=result.aux)
-    elif not isinstance(result, NotReady):
-        raise TypeError(
-            f"objective {objective.name!r}: compute() must return ObjectiveResult "
-            f"or NotReady, got {type(result).__name__}"
-        )
-    return ObjectiveDone(result=result, elapsed_s=time.perf_counter() - start)
-
-
-_simulator_remote = ray.remote(_run_simulator)
-_objective_remote = ray.remote(_run_objective)
+_host_remote = ray.remote(UnitHost)
 
 
 # -- in the driver ----------------------------------------------------------------------
-#: Below this many bytes, values travel inside the task spec (Ray inlines them);
+#: Below this many bytes, values travel inside the call (Ray inlines them);
 #: a ``ray.put`` costs about 1 ms, more than 18 tiny copies.
 _INLINE_BYTES = 32 * 1024
 
 
 def share(value: Any, nbytes: int) -> Any:
-    """What to pass to every task of a step: ``value`` itself when small, else one ref."""
+    """What to pass to every call of a step: ``value`` itself when small, else one ref."""
     return value if nbytes < _INLINE_BYTES else ray.put(value)
 
 
 def _freeze(unit: Simulator | Objective) -> bytes:
-    # Pickled once per run: a unit defined in a script (``__main__``) is pickled by
-    # value, class and all, which costs the driver ~0.5 ms per task if done per call.
+    # Once per run: a unit defined in a script (``__main__``) is pickled by value.
     try:
         return bytes(cloudpickle.dumps(unit))
     except Exception as exc:  # pickling errors come in many types
@@ -195,49 +173,229 @@ def _freeze(unit: Simulator | Objective) -> bytes:
         ) from exc
 
 
-def _thaw(payload: bytes) -> Any:
-    return pickle.loads(payload)
+def _label(units: Sequence[str]) -> str:
+    shown = ", ".join(units[:3])
+    return shown if len(units) <= 3 else f"{shown} +{len(units) - 3}"
+
+
+def _free_resources() -> dict[str, dict[str, float]]:
+    """Node id -> resources free now (what the hosts of a run may take)."""
+    try:  # a DeveloperAPI: the per-node view the public API lacks
+        from ray._private.state import available_resources_per_node
+
+        free = available_resources_per_node()
+    except Exception:  # moved or failing: fall back to the nodes' totals
+        free = None
+    if not free:
+        free = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n.get("Alive")}
+    return {str(k): {r: float(v) for r, v in res.items()} for k, res in free.items()}
 
 
 @dataclass(frozen=True, slots=True)
-class Launcher:
-    """A unit pickled once per run, with its task options prepared.
+class _Lost:
+    """A call whose host died under it."""
 
-    Prepared once per run rather than per task: pickling the unit and building
-    the options wrapper for each of 16 tasks cost the driver ~10 ms per step.
+    message: str
+
+
+@dataclass(slots=True)
+class _Host:
+    plan: HostPlan
+    label: str
+    handle: Any = None
+    incarnation: int = 0
+    culprits: dict[int, int] = field(default_factory=dict)  # dead incarnation -> running call
+    methods: dict[str, Any] = field(default_factory=dict)  # unit -> bound, named method
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    seq: int
+    unit: str
+    host: _Host
+    incarnation: int
+    siblings: tuple[Any, ...]  # a simulator call's observable refs
+
+
+class Executor:
+    """The hosts of one run and every call in flight on them.
+
+    Args:
+        units: every simulator and objective of the run.
+        options: unit name -> Ray task options (hints over the defaults).
     """
 
-    payload: bytes
-    remote: Any
-    env: Mapping[str, str]
-    exposes: tuple[str, ...] = ()
+    def __init__(
+        self, units: Sequence[Simulator | Objective], options: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        self._payloads = {unit.name: _freeze(unit) for unit in units}
+        self._exposes = {u.name: tuple(type(u).exposes) for u in units if isinstance(u, Simulator)}
+        self._namespace = f"raysweep-{uuid.uuid4().hex[:12]}"  # host names differ across runs
+        groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        for unit in units:
+            host_options = _host_options(options[unit.name])
+            key = repr(sorted((k, repr(v)) for k, v in host_options.items()))
+            groups.setdefault(key, (host_options, []))[1].append(unit.name)
+        self._free = _free_resources()
+        self.hosts = [
+            _Host(plan, _label(plan.units))
+            for plan in plan_hosts(list(groups.values()), self._free)
+        ]
+        self._home = {name: host for host in self.hosts for name in host.plan.units}
+        self._calls: dict[Any, _Call] = {}
+        self._seq = 0
+        for host in self.hosts:
+            self._start(host)
+
+    def _start(self, host: _Host) -> None:
+        options = dict(host.plan.options)
+        name = host.label if not host.incarnation else f"{host.label} (restart {host.incarnation})"
+        host.handle = _host_remote.options(**options, name=name, namespace=self._namespace).remote(
+            host.label, {u: self._payloads[u] for u in host.plan.units}, task_env(options)
+        )
+        host.methods = {}
+        for unit in host.plan.units:
+            if unit in self._exposes:
+                returns = len(self._exposes[unit]) + 1
+                host.methods[unit] = host.handle.simulate.options(name=unit, num_returns=returns)
+            else:
+                host.methods[unit] = host.handle.compute.options(name=unit)
+
+    def _track(self, ref: Any, unit: str, siblings: Sequence[Any] = ()) -> None:
+        host = self._home[unit]
+        self._seq += 1
+        self._calls[ref] = _Call(self._seq, unit, host, host.incarnation, tuple(siblings))
+
+    def simulate(self, unit: str, params: Any, state: Any) -> tuple[dict[str, Any], Any]:
+        """Start a simulator call; ``({observable: ref}, done_ref)``.
+
+        ``params`` is the value or a ref from :func:`share`; Ray resolves a top-level ref.
+        """
+        refs = self._home[unit].methods[unit].remote(unit, params, state)
+        self._track(refs[-1], unit, refs[:-1])
+        return dict(zip(self._exposes[unit], refs[:-1], strict=True)), refs[-1]
+
+    def compute(self, unit: str, params: Any, refs: Mapping[str, Any]) -> Any:
+        """Start an objective call; the observable refs travel nested in a dict, unresolved."""
+        ref = self._home[unit].methods[unit].remote(unit, params, dict(refs))
+        self._track(ref, unit)
+        return ref
+
+    def collect(self, refs: Iterable[Any]) -> list[tuple[Any, Any]]:
+        """``(ref, value or TaskFailed)`` for finished calls, in the order they were made.
+
+        In that order, a host's lost calls are told apart: the first was running
+        when it died, the others only waited. The host is started again at once.
+        """
+        ordered = sorted(refs, key=lambda ref: self._calls[ref].seq)
+        try:
+            values = list(ray.get(ordered))
+        except RayError:
+            values = [self._fetch(ref) for ref in ordered]
+        out = []
+        for ref, value in zip(ordered, values, strict=True):
+            call = self._calls.pop(ref)
+            if isinstance(value, _Lost):
+                value = self._lost(call, value.message)
+            if isinstance(value, TaskFailed):
+                _consume(call.siblings)  # failed too; Ray would print them as unhandled
+            out.append((ref, value))
+        return out
+
+    def _fetch(self, ref: Any) -> Any:
+        try:
+            return ray.get(ref)
+        except RayTaskError as exc:
+            cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+            return TaskFailed(f"{type(cause).__name__}: {cause}", retryable=True)
+        except RayActorError as exc:
+            unit = self._calls[ref].unit
+            if getattr(exc, "actor_init_failed", False):  # will fail the same way again
+                return TaskFailed(
+                    f"{type(exc).__name__}: the worker process for {unit!r} could not "
+                    f"start: {_lines(exc)[-1]}",
+                    retryable=False,
+                )
+            pid = re.search(r"\bpid: (\d+)", str(exc))
+            where = f" (pid {pid.group(1)})" if pid else ""
+            return _Lost(f"{type(exc).__name__}: the worker process running {unit!r}{where} died")
+        except RayError as exc:
+            lines = _lines(exc)
+            text = lines[0] if len(lines) < 2 else f"{lines[0]} … {lines[-1]}"
+            return TaskFailed(f"{type(exc).__name__}: {text}", retryable=False)
+
+    def _lost(self, call: _Call, message: str) -> TaskFailed:
+        host = call.host
+        if host.incarnation == call.incarnation:  # the first news of this death
+            # Calls run in the order they were made: the earliest still open was running.
+            host.culprits[call.incarnation] = min(
+                [call.seq]
+                + [
+                    c.seq
+                    for c in self._calls.values()
+                    if c.host is host and c.incarnation == call.incarnation
+                ]
+            )
+            _kill(host.handle)
+            host.incarnation += 1
+            self._start(host)
+        counts = call.seq == host.culprits[call.incarnation]
+        return TaskFailed(f"{message}; started again", retryable=True, counts=counts)
+
+    def close(self, settle: bool) -> None:
+        """End every host; let no failed call print "Unhandled error" later.
+
+        Args:
+            settle: also wait (briefly) until Ray shows the hosts' resources free
+                again, so a run started next sees them (not needed before shutdown).
+        """
+        for host in self.hosts:
+            _kill(host.handle)
+        calls = list(self._calls.items())
+        self._calls.clear()
+        refs = [ref for ref, _ in calls]
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=_CLOSE_WAIT_S)
+        for ref, call in calls:
+            try:
+                ray.get(ref, timeout=0)
+            except Exception:  # failed, or killed with its host: what it held was an error
+                _consume(call.siblings)
+        pings = [host.handle.ping.remote() for host in self.hosts]
+        ray.wait(pings, num_returns=len(pings), timeout=_CLOSE_WAIT_S)  # fail once dead
+        if settle:
+            self._settle()
+
+    def _settle(self) -> None:
+        # Ray's view of free resources lags the hosts' end by ~0.1 s.
+        wanted = {k: sum(n.get(k, 0.0) for n in self._free.values()) for k in ("CPU", "GPU")}
+        deadline = time.monotonic() + _SETTLE_S
+        while time.monotonic() < deadline:
+            free = _free_resources().values()
+            if all(sum(n.get(k, 0.0) for n in free) >= v - 1e-6 for k, v in wanted.items()):
+                return
+            time.sleep(0.01)
 
 
-def prepare_simulator(simulator: Simulator, options: Mapping[str, Any]) -> Launcher:
-    """A launcher for a simulator's tasks (one return per observable, plus one)."""
-    exposes = tuple(type(simulator).exposes)
-    remote = _simulator_remote.options(**options, num_returns=len(exposes) + 1, name=simulator.name)
-    return Launcher(_freeze(simulator), remote, task_env(options), exposes)
+def _lines(exc: BaseException) -> list[str]:
+    """The non-empty lines of an error's message (Ray's span many, with tracebacks)."""
+    return [line.strip() for line in str(exc).splitlines() if line.strip()] or [""]
 
 
-def prepare_objective(objective: Objective, options: Mapping[str, Any]) -> Launcher:
-    """A launcher for an objective's tasks."""
-    remote = _objective_remote.options(**options, name=objective.name)
-    return Launcher(_freeze(objective), remote, task_env(options))
+def _kill(handle: Any) -> None:
+    try:
+        ray.kill(handle, no_restart=True)
+    except Exception:  # already gone
+        return
 
 
-def submit_simulator(launcher: Launcher, params: Any, state: Any) -> tuple[dict[str, Any], Any]:
-    """Start a simulator task; ``({observable: ref}, done_ref)``.
-
-    ``params`` is the value or a ref from :func:`share`; Ray resolves a top-level ref.
-    """
-    refs = launcher.remote.remote(launcher.payload, params, state, launcher.env)
-    return dict(zip(launcher.exposes, refs[:-1], strict=True)), refs[-1]
-
-
-def submit_objective(launcher: Launcher, params: Any, refs: Mapping[str, Any]) -> Any:
-    """Start an objective task; the observable refs travel nested in a dict, unresolved."""
-    return launcher.remote.remote(launcher.payload, params, dict(refs), launcher.env)
+def _consume(refs: Sequence[Any]) -> None:
+    """Read refs that hold errors, so Ray counts them as handled."""
+    for ref in refs:
+        try:
+            ray.get(ref, timeout=0)
+        except Exception:  # the error is the point; it was reported through its call
+            continue
 
 
 def wait_any(refs: Sequence[Any]) -> list[Any]:
@@ -249,25 +407,6 @@ def wait_any(refs: Sequence[Any]) -> list[Any]:
     return list(ready)
 
 
-def fetch(ref: Any) -> Any:
-    """The value of a finished task's small result, or :class:`TaskFailed`."""
-    try:
-        return ray.get(ref)
-    except RayTaskError as exc:
-        cause = exc.cause if isinstance(exc.cause, BaseException) else exc
-        return TaskFailed(message=f"{type(cause).__name__}: {cause}", retryable=True)
-    except RayError as exc:
-        return TaskFailed(message=f"{type(exc).__name__}: {exc}", retryable=False)
-
-
-def fetch_all(refs: Sequence[Any]) -> list[Any]:
-    """:func:`fetch` of finished refs, in one call to Ray unless one of them failed."""
-    try:
-        return list(ray.get(list(refs)))
-    except RayError:
-        return [fetch(ref) for ref in refs]
-
-
 def fetch_observable(ref: Any) -> Any:
     """An observable's value, for the callback that asked for it."""
     if not ray.is_initialized():
@@ -276,12 +415,3 @@ def fetch_observable(ref: Any) -> Any:
             "(in the callback): Ray was shut down when run() returned"
         )
     return ray.get(ref)
-
-
-def cancel(refs: Sequence[Any]) -> None:
-    """Best-effort cancel of tasks still running when a step fails."""
-    for ref in refs:
-        try:
-            ray.cancel(ref)
-        except Exception:  # cancelling is a courtesy; a finished or lost task is fine
-            continue

@@ -1,6 +1,6 @@
-"""One step of a gradient run: the reactive loop over simulator and objective tasks.
+"""One step of a gradient run: the reactive loop over simulator and objective calls.
 
-The loop keeps ``{ref: what it is}`` for every task in flight, waits for any of
+The loop keeps ``{ref: what it is}`` for every call in flight, waits for any of
 them, and after each completion dispatches every objective whose observables are
 now fresh enough. "Fresh enough" is a generation number per simulator: each
 launch of a simulator gets the next generation, and each objective records the
@@ -40,7 +40,6 @@ class SimulatorSlot:
     """A simulator and what the driver keeps of it between steps."""
 
     simulator: Simulator
-    options: dict[str, Any]
     retries: int
     state: Any = None
     refs: dict[str, Any] | None = None  # qualified observable name -> ref, last completed run
@@ -48,13 +47,11 @@ class SimulatorSlot:
     launched_gen: int = 0
     inflight: tuple[dict[str, Any], Any] | None = None
     failures: int = 0
-    launcher: rx.Launcher | None = None
 
 
 @dataclass(slots=True)
 class _ObjectiveSlot:
     objective: Objective
-    launcher: rx.Launcher
     retries: int
     sims: list[str]
     needs: dict[str, int] = field(default_factory=dict)
@@ -83,9 +80,9 @@ class StepEngine:
     Args:
         simulators: name -> slot.
         objectives: in the order of the aggregation.
-        objective_options: name -> Ray task options.
         producer: qualified observable name -> simulator name.
-        retries: name -> how often a unit whose user code raised is re-run.
+        retries: name -> how often a unit that raised or lost its process is re-run.
+        executor: runs the calls (the run's hosts).
         on_event: receives ``(kind, data)`` for retries and not-ready answers.
     """
 
@@ -93,18 +90,17 @@ class StepEngine:
         self,
         simulators: Mapping[str, SimulatorSlot],
         objectives: Sequence[Objective],
-        objective_options: Mapping[str, dict[str, Any]],
         producer: Mapping[str, str],
         retries: Mapping[str, int],
+        executor: rx.Executor,
         on_event: Callable[[str, Mapping[str, Any]], None],
     ) -> None:
         self.sims = dict(simulators)
         self.producer = dict(producer)
         self.objectives = list(objectives)
-        self.objective_options = dict(objective_options)
         self.retries = dict(retries)
+        self.executor = executor
         self.on_event = on_event
-        self._launchers: dict[str, rx.Launcher] = {}
         # A simulator runs every step unless every objective reading it reuses observables.
         self.every_step = {
             self.producer[q]
@@ -130,17 +126,9 @@ class StepEngine:
         self._obj_s: dict[str, float] = {}
         self._ran: list[str] = []
         self._retries_nr = 0
-        if not self._launchers:  # once per run, when Ray is up
-            for sim in self.sims.values():
-                sim.launcher = rx.prepare_simulator(sim.simulator, sim.options)
-            for obj in self.objectives:
-                self._launchers[obj.name] = rx.prepare_objective(
-                    obj, self.objective_options[obj.name]
-                )
         slots = [
             _ObjectiveSlot(
                 objective=obj,
-                launcher=self._launchers[obj.name],
                 retries=self.retries[obj.name],
                 sims=list(dict.fromkeys(self.producer[q] for q in obj.required_observables)),
             )
@@ -157,8 +145,7 @@ class StepEngine:
                     slot.needs[name] = self._launch(name) if fresh else sim.done_gen
             self._dispatch_ready()
             while any(slot.result is None for slot in slots):
-                ready = rx.wait_any(list(self._pending))
-                for ref, outcome in zip(ready, rx.fetch_all(ready), strict=True):
+                for ref, outcome in self.executor.collect(rx.wait_any(list(self._pending))):
                     kind, name = self._pending.pop(ref)
                     if kind is TaskKind.SIMULATOR:
                         self._simulator_done(name, outcome)
@@ -166,7 +153,7 @@ class StepEngine:
                         self._objective_done(name, outcome)
                 self._dispatch_ready()
         except BaseException:
-            rx.cancel(list(self._pending))
+            # The calls still in flight are the executor's to end and drain (close()).
             for sim in self.sims.values():
                 sim.inflight = None
             raise
@@ -188,8 +175,7 @@ class StepEngine:
         return sim.launched_gen
 
     def _submit_simulator(self, sim: SimulatorSlot) -> None:
-        assert sim.launcher is not None  # internal invariant: prepared at the first step
-        obs_refs, done_ref = rx.submit_simulator(sim.launcher, self._params, sim.state)
+        obs_refs, done_ref = self.executor.simulate(sim.simulator.name, self._params, sim.state)
         sim.inflight = (obs_refs, done_ref)
         self._pending[done_ref] = (TaskKind.SIMULATOR, sim.simulator.name)
 
@@ -198,9 +184,10 @@ class StepEngine:
         assert sim.inflight is not None  # internal invariant: a pending sim ref is in flight
         if isinstance(outcome, rx.TaskFailed):
             sim.inflight = None
-            sim.failures = self._retry_or_fail(
-                "simulator", name, outcome, sim.failures, sim.retries
-            )
+            if outcome.counts:
+                sim.failures = self._retry_or_fail(
+                    "simulator", name, outcome, sim.failures, sim.retries
+                )
             self._submit_simulator(sim)
             return
         obs_refs, _ = sim.inflight
@@ -243,16 +230,17 @@ class StepEngine:
 
     def _submit_objective(self, slot: _ObjectiveSlot, refs: dict[str, Any]) -> None:
         slot.inflight_refs = refs
-        slot.inflight = rx.submit_objective(slot.launcher, self._params, refs)
+        slot.inflight = self.executor.compute(slot.objective.name, self._params, refs)
         self._pending[slot.inflight] = (TaskKind.OBJECTIVE, slot.objective.name)
 
     def _objective_done(self, name: str, outcome: Any) -> None:
         slot = self._objs[name]
         slot.inflight = None
         if isinstance(outcome, rx.TaskFailed):
-            slot.failures = self._retry_or_fail(
-                "objective", name, outcome, slot.failures, slot.retries
-            )
+            if outcome.counts:
+                slot.failures = self._retry_or_fail(
+                    "objective", name, outcome, slot.failures, slot.retries
+                )
             self._submit_objective(slot, slot.inflight_refs)
             return
         self._obj_s[name] = self._obj_s.get(name, 0.0) + outcome.elapsed_s

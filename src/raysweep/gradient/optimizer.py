@@ -1,7 +1,7 @@
 """``RayOptimizer``: fit parameters with gradients from parallel simulations on Ray.
 
-Each step runs the simulators as Ray tasks, feeds their observables (by
-reference) to the objective tasks, aggregates the objectives' gradients and takes
+Each step runs the simulators on Ray, feeds their observables (by reference) to
+the objectives, aggregates the objectives' gradients and takes
 one optax step. The driver holds everything the loop needs (params, optimizer
 state, simulator states), optax-style, so storing those three values with every
 step is a complete checkpoint: ``resume=True`` continues after a crash from the
@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from raysweep.errors import SpecError
+from raysweep.errors import SpecError, StepFailedError
 from raysweep.gradient._lazy import require_jax, require_optax
 from raysweep.gradient.checkpoint import (
     RunStatus,
@@ -28,7 +28,9 @@ from raysweep.gradient.checkpoint import (
 from raysweep.gradient.output import Callback, LazyObservables, OptimizerOutput
 from raysweep.gradient.trees import (
     NonFiniteGradientError,
+    describe_shapes,
     global_norm,
+    grads_fit_params,
     has_nonfinite,
     to_readable_json,
     tree_mean,
@@ -57,16 +59,16 @@ class RayOptimizer:
         optimizer: any optax ``GradientTransformation``, e.g. ``optax.adam(1e-2)``.
         aggregate_grad_fn: combines the list of gradients, one per objective, into
             one; ``tree_mean`` by default, ``tree_weighted(ws)`` for fixed weights.
-        remote_options_default: Ray task options for every task; each unit's
+        remote_options_default: Ray task options for every unit; each unit's
             ``scheduler_hints`` are applied on top (per-unit hints win).
         name: the run's name; with ``storage`` it is stored at
             ``<storage>/<name>/experiment.db``.
         storage: the folder holding experiments; ``None`` stores nothing.
         resume: continue the stored run ``name`` after its last completed step
             (same simulators and objectives) instead of starting a new one.
-        runtime_env: Ray runtime environment for every task (e.g. env vars such as
+        runtime_env: Ray runtime environment for every unit (e.g. env vars such as
             ``JAX_ENABLE_X64``); given to ``ray.init`` when this run starts Ray,
-            else set per task.
+            else set on the units' worker processes.
         address: the Ray cluster to connect to (else ``RAY_ADDRESS``, else a local
             Ray), unless Ray is already initialized in this process.
 
@@ -75,9 +77,18 @@ class RayOptimizer:
     simulators finished, and re-runs only the simulators of an objective that
     answers :class:`NotReady` (twice in a step fails it). Simulators read only
     by reusing objectives (DiffTRe) run when their observables are missing or an
-    objective asks. Tasks receive params with NumPy leaves (``jax.device_get``).
-    Each task is named after its unit; a unit whose code raises is re-run up to
-    its ``max_retries`` before the step fails (Ray retries lost workers itself).
+    objective asks. Units receive params with NumPy leaves (``jax.device_get``).
+
+    Units run in worker processes (Ray actors) that live for the whole run, so
+    imports and JIT-compiled code are paid for once, not every step. Each
+    process holds the resources of its units' hints; units with the same hints
+    share as many processes as the free resources hold at once (one per unit
+    when they all fit), and each unit stays in its process. The processes keep
+    caches only: params, optimizer state and simulator states stay with the
+    driver. Calls, and the processes, are named after their units in the Ray
+    dashboard. A unit whose code raises, or whose process dies (it is started
+    again), is re-run up to its ``max_retries`` before the step fails. When
+    ``run`` returns or raises, the processes are gone.
 
     Every stored step's data holds ``losses``, ``loss``, ``grad_norm``, ``params``
     (the parameters the step evaluated, as JSON), ``timings`` (``step_s``,
@@ -194,26 +205,28 @@ class RayOptimizer:
             history=tuple(history),
         )
         started = False
+        executor = None
+        slots = {
+            sim.name: SimulatorSlot(
+                simulator=sim, retries=self._retries(sim.name), state=states.get(sim.name)
+            )
+            for sim in self.simulators
+        }
         try:
             if first < n_steps:
                 started = rx.ensure_ray(self.address, self.runtime_env)
-            slots = {
-                sim.name: SimulatorSlot(
-                    simulator=sim,
-                    options=self._task_options(sim.name, started),
-                    retries=self._retries(sim.name),
-                    state=states.get(sim.name),
+                executor = rx.Executor(
+                    [*self.simulators, *self.objectives],
+                    {unit: self._task_options(unit, started) for unit in self.options},
                 )
-                for sim in self.simulators
-            }
-            engine = StepEngine(
-                slots,
-                self.objectives,
-                {o.name: self._task_options(o.name, started) for o in self.objectives},
-                self.producer,
-                {u: self._retries(u) for u in self.options},
-                on_event=store.event if store is not None else (lambda kind, data: None),
-            )
+                engine = StepEngine(
+                    slots,
+                    self.objectives,
+                    self.producer,
+                    {u: self._retries(u) for u in self.options},
+                    executor,
+                    on_event=store.event if store is not None else (lambda kind, data: None),
+                )
             for step in range(first, n_steps):
                 output, keep_going = self._step(engine, jax, optax, step, output, history, callback)
                 if store is not None:
@@ -242,10 +255,14 @@ class RayOptimizer:
                 store.set_status(RunStatus.FAILED if failed else RunStatus.STOPPED)
             raise
         finally:
-            if store is not None:
-                store.close()
-            if started:
-                rx.shutdown()
+            try:
+                if executor is not None:
+                    executor.close(settle=not started)
+            finally:
+                if store is not None:
+                    store.close()
+                if started:
+                    rx.shutdown()
 
     def _step(
         self,
@@ -261,6 +278,13 @@ class RayOptimizer:
         host_params = jax.device_get(params)
         res = engine.run_step(step, host_params)
         grads = [res.results[o.name].grads for o in self.objectives]
+        for objective, grad in zip(self.objectives, grads, strict=True):
+            if not grads_fit_params(grad, host_params):
+                raise StepFailedError(
+                    f"step {step}: objective {objective.name!r} returned a gradient that does "
+                    f"not match the params: gradient {describe_shapes(grad)}, params "
+                    f"{describe_shapes(host_params)}"
+                )
         bad = [o.name for o, g in zip(self.objectives, grads, strict=True) if has_nonfinite(g)]
         aggregated = self.aggregate_grad_fn(grads)
         if bad or has_nonfinite(aggregated):

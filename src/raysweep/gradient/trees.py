@@ -27,9 +27,11 @@ __all__ = [
     "NonFiniteGradientError",
     "decode_array",
     "decode_value",
+    "describe_shapes",
     "encode_array",
     "encode_value",
     "global_norm",
+    "grads_fit_params",
     "has_nonfinite",
     "to_readable_json",
     "tree_leaves",
@@ -174,6 +176,53 @@ def global_norm(tree: Any) -> float:
         arr = np.asarray(leaf, dtype=np.float64)
         total += float(np.sum(arr * arr))
     return math.sqrt(total)
+
+
+class _Shape:
+    """A leaf shown as its dtype and shape, ``float32[3]``, in a tree's repr."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, leaf: Any) -> None:
+        arr = np.asarray(leaf)
+        self.text = f"{arr.dtype}[{','.join(map(str, arr.shape))}]"
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def describe_shapes(tree: Any) -> str:
+    """The tree on one line with leaves as ``dtype[shape]``, for error messages.
+
+    Example:
+        >>> import numpy as np
+        >>> describe_shapes({"w": np.zeros(3, np.float32)})
+        "{'w': float32[3]}"
+    """
+    return repr(tree_map(_Shape, tree)).replace("\n", " ")
+
+
+def grads_fit_params(grads: Any, params: Any) -> bool:
+    """Whether ``grads`` has the structure of ``params`` and the same leaf shapes.
+
+    A gradient of another shape could even broadcast through the update and
+    silently change the shape of a parameter, so shapes count too.
+    """
+    tu = _jax_tree_util()
+    if tu is not None:
+        if tu.tree_structure(grads) != tu.tree_structure(params):
+            return False
+        pairs = zip(tu.tree_leaves(grads), tu.tree_leaves(params), strict=True)
+    else:
+        try:
+            tree_map(lambda *_: None, params, grads)  # raises where containers differ
+        except ValueError:
+            return False
+        leaves = tree_leaves(grads), tree_leaves(params)
+        if len(leaves[0]) != len(leaves[1]):
+            return False
+        pairs = zip(*leaves, strict=True)
+    return all(np.shape(g) == np.shape(p) for g, p in pairs)
 
 
 # -- JSON -------------------------------------------------------------------------------
