@@ -1,6 +1,6 @@
 """Fit the bond rest length of a bead-spring chain to a target mean bond length.
 
-Eight simulators sample the chain in parallel (Ray tasks), one DiffTRe objective
+Eight simulators sample the chain in parallel on Ray, one DiffTRe objective
 reweights their trajectories to the current parameters and returns the gradient
 of ``(⟨mean bond length⟩ - target)²`` with respect to ``r0``; optax takes the
 step. Trajectories are reused across steps while their effective sample size
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         storage=args.storage or None,
         resume=args.resume,
         address=args.address,
-        # Ship this folder to the workers so they import chain_model (and compile once).
+        # Ship this folder to the workers so they import chain_model. Each unit keeps its
+        # worker process for the whole run, so the integrator compiles once per process.
         runtime_env={"working_dir": str(HERE), "excludes": ["runs", "__pycache__", "*.db*"]},
     )
     within: list[bool] = []

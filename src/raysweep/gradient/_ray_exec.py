@@ -353,18 +353,21 @@ class Executor:
             _kill(host.handle)
         calls = list(self._calls.items())
         self._calls.clear()
-        refs = [ref for ref, _ in calls]
-        if refs:
-            ray.wait(refs, num_returns=len(refs), timeout=_CLOSE_WAIT_S)
-        for ref, call in calls:
-            try:
-                ray.get(ref, timeout=0)
-            except Exception:  # failed, or killed with its host: what it held was an error
-                _consume(call.siblings)
-        pings = [host.handle.ping.remote() for host in self.hosts]
-        ray.wait(pings, num_returns=len(pings), timeout=_CLOSE_WAIT_S)  # fail once dead
-        if settle:
-            self._settle()
+        try:
+            refs = [ref for ref, _ in calls]
+            if refs:
+                ray.wait(refs, num_returns=len(refs), timeout=_CLOSE_WAIT_S)
+            for ref, call in calls:
+                try:
+                    ray.get(ref, timeout=0)
+                except Exception:  # failed, or killed with its host: its siblings are errors
+                    _consume(call.siblings)
+            pings = [host.handle.ping.remote() for host in self.hosts]
+            ray.wait(pings, num_returns=len(pings), timeout=_CLOSE_WAIT_S)  # fail once dead
+            if settle:
+                self._settle()
+        except Exception:  # Ray itself failing: the hosts end with it; the run's error matters
+            return
 
     def _settle(self) -> None:
         # Ray's view of free resources lags the hosts' end by ~0.1 s.
