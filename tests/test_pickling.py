@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import raysweep as rs
-from raysweep.sweep.execution import TrialFinished, TrialLost, TrialReported
+from raysweep.sweep.execution import TrialFinished, TrialLost, TrialReported, TrialStarted
 from raysweep.sweep.execution._worker import execute_trial
 from raysweep.sweep.space import SearchSpace
 from raysweep.trial import Trial, TrialState
@@ -45,6 +45,7 @@ def objective(config: dict[str, Any]) -> float:
         TrialFinished(1, {"ok": True, "metrics": {"loss": 1.0}}),
         TrialLost(1, "WorkerCrashedError: gone"),
         TrialReported(1, {"step": 0, "loss": 1.0}),
+        TrialStarted(1, 1700000000.0, "10.0.0.7"),
     ],
     ids=lambda v: type(v).__name__,
 )

@@ -12,8 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from raysweep.cli import cli
+from raysweep.cli.status import render_status
 from raysweep.store import NewTrial, SQLiteStore, TrialUpdate
 from raysweep.sweep.space import SearchSpace
 from raysweep.trial import TrialState
@@ -129,6 +131,36 @@ def test_status_of_a_sweep_being_written(tmp_path: Path) -> None:
     assert "30.0s" in running
     assert "10.0.0.3" in running
     assert "step=7, loss=0.75" in running
+
+
+def test_status_tells_queued_trials_from_running_ones(tmp_path: Path) -> None:
+    """Trials dispatched but still waiting for resources (no start yet) are counted and
+    listed as queued, apart from the running ones, with how long they have waited."""
+    store = sweep_store(tmp_path / "hand")
+    now = time.time()
+    store.commit(
+        new=[
+            NewTrial(
+                i, {"x": 0.5, "tag": "a"}, TrialState.RUNNING, now - 50, queued_at=now - 10 * i
+            )
+            for i in (3, 4)
+        ]
+    )
+    out = io.StringIO()
+    try:
+        render_status(store, Console(file=out, width=200), tmp_path / "hand", now=now)
+    finally:
+        store.close()
+    lines = out.getvalue().splitlines()
+    counts = next(line for line in lines if line.startswith("trials "))
+    assert counts.endswith("5 of 5: 1 running, 2 queued, 1 completed, 1 failed")
+    running = lines.index(next(line for line in lines if line.startswith("running ")))
+    assert lines[running].split() == ["running", "1", "trial(s)"]
+    assert lines[running + 2].split()[0] == "2"  # the table: its header, then trial 2 alone
+    assert lines[running + 3].startswith("queued ")
+    assert lines[running + 3].split(None, 1)[1] == (
+        "2 trial(s) waiting for resources, the longest for 40.0s: trial 3, 4"
+    )
 
 
 def test_status_accepts_the_db_file(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from raysweep.sweep.progress import ProgressCallback
 from raysweep.objectives import Objectives
 from raysweep.sweep.callbacks import ExperimentInfo
+from raysweep.sweep.progress import ProgressCallback
 from raysweep.sweep.result import Result
 from raysweep.trial import Trial, TrialState
 
@@ -70,6 +70,13 @@ def plain() -> tuple[ProgressCallback, Clock, io.StringIO]:
     return ProgressCallback(console, clock=clock), clock, out
 
 
+def frame_text(progress: ProgressCallback) -> str:
+    """The live display's current frame as plain text."""
+    recorder = Console(record=True, width=140, file=io.StringIO())
+    recorder.print(progress.renderable())
+    return recorder.export_text()
+
+
 def test_plain_mode_when_not_a_terminal() -> None:
     """Output to a file or pipe gets plain lines; a terminal gets the live display."""
     assert ProgressCallback(Console(file=io.StringIO())).live is False
@@ -82,6 +89,7 @@ def test_plain_lines_are_throttled_but_new_bests_always_shown() -> None:
     progress.on_experiment_start(info())
     for i in range(3):
         progress.on_trial_start(trial(i))
+        progress.on_trial_running(trial(i))
     clock.now += 0.2
     progress.on_trial_complete(done(0, 5.0))  # first: a new best
     clock.now += 0.2
@@ -90,6 +98,7 @@ def test_plain_lines_are_throttled_but_new_bests_always_shown() -> None:
     progress.on_trial_complete(done(2, 1.0))  # better: always written
     clock.now += 2.0
     progress.on_trial_start(trial(3))
+    progress.on_trial_running(trial(3))
     progress.on_trial_complete(done(3, 7.0))  # not better, but 2 s later: written
     lines = out.getvalue().splitlines()
     assert lines[0] == "experiment demo: 10 trials, 2 at a time, minimizing loss"
@@ -155,6 +164,7 @@ def test_rich_frame_shows_progress_best_eta_and_running() -> None:
     progress.on_experiment_start(info())
     for i in range(3):
         progress.on_trial_start(trial(i))
+        progress.on_trial_running(trial(i))
     progress.on_trial_report(trial(2), {"step": 4, "loss": 0.75, "time": 1.0})
     clock.now += 10.0
     progress.on_trial_complete(done(0, 2.0))
@@ -168,6 +178,27 @@ def test_rich_frame_shows_progress_best_eta_and_running() -> None:
     assert "running 1 · completed 1 · failed 1" in frame
     assert "best trial 0  loss=2  x=0.5, act=relu" in frame
     assert "step=4, loss=0.75" in frame
+
+
+def test_queued_trials_are_counted_apart_from_running_ones() -> None:
+    """Dispatched trials that got no worker for a while show as queued, in the live frame and
+    plain lines; the elapsed time of a running trial counts from its start."""
+    progress, clock, out = plain()
+    progress.on_experiment_start(info())
+    for i in range(4):
+        progress.on_trial_start(trial(i))
+    clock.now += 0.5  # a moment after dispatch a trial is taken as starting, not waiting
+    assert "running 4 · completed 0" in frame_text(progress)
+    clock.now += 4.5
+    progress.on_trial_running(trial(0))
+    progress.on_trial_running(trial(1))
+    clock.now += 2.0
+    frame = frame_text(progress)
+    assert "running 2 · queued 2 · completed 0 · failed 0" in frame
+    rows = [line.split() for line in frame.splitlines() if line.strip()[:1].isdigit()]
+    assert rows == [["0", "2.0s"], ["1", "2.0s"]]  # the queued trials 2 and 3 have no row
+    progress.on_trial_complete(done(0, 1.0))
+    assert "1/10 done, 1 running, 2 queued | trial 0 completed" in out.getvalue()
 
 
 def test_live_display_starts_and_stops() -> None:

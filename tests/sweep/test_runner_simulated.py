@@ -8,6 +8,7 @@ has a known virtual time and the runner's decisions can be checked to the second
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import re
@@ -17,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 import raysweep as rs
+from raysweep.cli.status import render_status
 from raysweep.objectives import Objectives
 from raysweep.resources import Resources
-from raysweep.store import NewTrial, SQLiteStore, TrialUpdate
+from raysweep.store import NewTrial, SQLiteStore, TrialUpdate, open_experiment
 from raysweep.sweep.execution import SimulatedBackend, VirtualClock
+from raysweep.sweep.progress import ProgressCallback
 from raysweep.sweep.runner import Runner, RunnerOptions
 from raysweep.sweep.searchers import RandomSearcher, SearchContext
 from raysweep.sweep.space.constraints import ConstraintSet
@@ -74,19 +78,74 @@ def test_timeouts_with_several_trials_in_flight(storage: Path) -> None:
     assert _most_at_once(result.trials) == 4
 
 
-def test_queued_time_counts_toward_the_timeout(storage: Path) -> None:
-    """A trial that waited for a busy worker times out at dispatch + timeout_s, as on Ray."""
-    backend = _sim(workers=1, duration=lambda c: 20.0)
-    result = _run(storage, backend, num_trials=3, max_concurrent=3, timeout_s=50.0)
-    assert [t.state for t in result.trials] == [
-        TrialState.COMPLETED,
-        TrialState.COMPLETED,
-        TrialState.FAILED,
+def test_queued_time_does_not_count_toward_the_timeout(storage: Path) -> None:
+    """More trials than workers: each waits its turn and still has all of timeout_s to run."""
+    backend = _sim(workers=2, duration=lambda c: 3.0)
+    result = _run(storage, backend, num_trials=4, max_concurrent=4, timeout_s=5.0)
+    assert {t.state for t in result.trials} == {TrialState.COMPLETED}
+    assert [(t.queued_at, t.started_at, t.ended_at) for t in result.trials] == [
+        (0.0, 0.0, 3.0),
+        (0.0, 0.0, 3.0),
+        (0.0, 3.0, 6.0),  # queued 3 s: a deadline from dispatch would have failed them at 5 s
+        (0.0, 3.0, 6.0),
     ]
-    late = result.trials[2]
-    assert (late.queued_at, late.ended_at) == (0.0, 50.0)  # queued until 40 s, ran 10 s
-    second = result.trials[1]
-    assert (second.queued_at, second.started_at) == (0.0, 20.0)  # started when a worker freed
+
+
+def test_a_trial_times_out_from_its_own_start(storage: Path) -> None:
+    """A trial that got its worker only when another timed out runs to its end, and a slow one
+    fails exactly timeout_s after it began."""
+    durations = {0: 100.0, 1: 20.0, 2: 100.0}
+    backend = _sim(workers=1, duration=lambda c: durations[round(c["n"])])
+    result = rs.run(
+        loss_x,
+        {"n": rs.grid([0, 1, 2]), "x": 0.5},
+        searcher="grid",
+        max_concurrent=3,
+        timeout_s=50.0,
+        name="sim",
+        storage=storage,
+        backend=backend,
+    )
+    states = [(t.state, t.started_at, t.ended_at) for t in result.trials]
+    assert states == [
+        (TrialState.FAILED, 0.0, 50.0),
+        (TrialState.COMPLETED, 50.0, 70.0),
+        (TrialState.FAILED, 70.0, 120.0),
+    ]
+
+
+class Starts(rs.Callback):
+    """Records (virtual time, hook, trial id) for dispatches, starts and ends."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.seen: list[tuple[float, str, int]] = []
+
+    def on_trial_start(self, trial: Trial) -> None:
+        assert trial.started_at is None
+        self.seen.append((self.clock.now(), "dispatched", trial.trial_id))
+
+    def on_trial_running(self, trial: Trial) -> None:
+        assert trial.started_at == self.clock.now()
+        self.seen.append((self.clock.now(), "running", trial.trial_id))
+
+    def on_trial_complete(self, trial: Trial) -> None:
+        self.seen.append((self.clock.now(), "complete", trial.trial_id))
+
+
+def test_callbacks_hear_dispatch_and_start_apart(storage: Path) -> None:
+    """A queued trial is dispatched at once but reported running only when it gets a worker."""
+    backend = _sim(workers=1, duration=lambda c: 10.0)
+    starts = Starts(backend.clock())
+    _run(storage, backend, num_trials=2, max_concurrent=2, callbacks=[starts])
+    assert starts.seen == [
+        (0.0, "dispatched", 0),
+        (0.0, "dispatched", 1),
+        (0.0, "running", 0),
+        (10.0, "running", 1),
+        (10.0, "complete", 0),
+        (20.0, "complete", 1),
+    ]
 
 
 def test_lost_workers_are_retried_until_the_trial_completes(storage: Path) -> None:
@@ -208,6 +267,55 @@ def test_a_simulation_is_reproducible(storage: Path) -> None:
         return [(t.config, t.state, t.started_at, t.ended_at) for t in result.trials]
 
     assert outcome("a") == outcome("b")
+
+
+class Snapshot(rs.Callback):
+    """At the first live report, renders ``raysweep status`` from the store and the frame
+    of the progress display."""
+
+    def __init__(self, clock: VirtualClock, directory: Path, progress: ProgressCallback) -> None:
+        self.clock = clock
+        self.directory = directory
+        self.progress = progress
+        self.status = self.frame = ""
+
+    def on_trial_report(self, trial: Trial, report: Mapping[str, Any]) -> None:
+        if self.status:
+            return
+        store = open_experiment(self.directory)
+        try:
+            out = io.StringIO()
+            render_status(store, Console(file=out, width=200), self.directory, self.clock.now())
+            self.status = out.getvalue()
+        finally:
+            store.close()
+        recorder = Console(record=True, width=200, file=io.StringIO())
+        recorder.print(self.progress.renderable())
+        self.frame = recorder.export_text()
+
+
+def test_status_and_progress_show_queued_trials_apart(storage: Path) -> None:
+    """With fewer workers than max_concurrent, status and the progress display count the
+    trials waiting for a worker as queued, not running."""
+    backend = _sim(workers=2, duration=lambda c: 3.0)  # reports at 1, 2 and 3 s
+    clock = backend.clock()
+    progress = ProgressCallback(Console(file=io.StringIO()), live=False, clock=clock.now)
+    snapshot = Snapshot(clock, storage / "sim", progress)
+    _run(
+        storage,
+        backend,
+        reports_three_times,
+        num_trials=4,
+        max_concurrent=4,
+        callbacks=[progress, snapshot],
+    )
+    lines = [" ".join(line.split()) for line in snapshot.status.splitlines()]
+    assert "trials 4 of 4: 2 running, 2 queued" in lines
+    assert "running 2 trial(s)" in lines
+    table = [line.split() for line in lines if " simulated 1 " in f"{line} "]
+    assert [(row[0], row[2]) for row in table] == [("0", "1.0s"), ("1", "1.0s")]  # id, elapsed
+    assert "queued 2 trial(s) waiting for resources, the longest for 1.0s: trial 2, 3" in lines
+    assert "running 2 · queued 2 · completed 0" in snapshot.frame
 
 
 # -- heartbeat ----------------------------------------------------------------------------

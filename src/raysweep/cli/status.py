@@ -1,5 +1,10 @@
 """``raysweep status DIR``: what an experiment is doing or did, read-only.
 
+A sweep's RUNNING trials are shown in two groups: those running on a worker, and
+those *queued*: dispatched, but still waiting in the cluster's queue for
+resources (``started_at`` empty for :data:`~raysweep.sweep.execution.QUEUED_AFTER_S`
+or more), with how long they have waited.
+
 It opens the database read-only, so it can be run any number of times while a
 sweep or a gradient run is writing the same file (SQLite WAL readers never
 block the writer), and on folders this user may only read. For a "running"
@@ -37,12 +42,15 @@ from raysweep.store import (
     judge_driver,
     open_experiment,
 )
+from raysweep.sweep.execution import QUEUED_AFTER_S
 from raysweep.trial import Trial, TrialState
 
 __all__ = ["render_status", "status_command"]
 
 #: Parameters shown for a gradient run before the rest are counted.
 _MAX_PARAMS = 16
+#: Queued trial ids listed before the rest are counted.
+_MAX_QUEUED_IDS = 10
 
 
 @click.command("status")
@@ -185,17 +193,40 @@ def _sweep(grid: _Lines, spec: Mapping[str, Any], store: ExperimentStore, now: f
     counts = store.count_by_state()
     planned = spec.get("num_trials")
     head = f"{len(trials)} of {planned}" if planned else f"{len(trials)}"
-    parts = [f"{counts[s]} {s.value.lower()}" for s in TrialState if counts.get(s)]
+    in_flight = [t for t in trials if t.state is TrialState.RUNNING]
+    queued = [
+        t
+        for t in in_flight
+        if t.started_at is None and t.queued_at is not None and now - t.queued_at >= QUEUED_AFTER_S
+    ]
+    waiting = {t.trial_id for t in queued}
+    running = [t for t in in_flight if t.trial_id not in waiting]
+    parts: list[str] = []
+    for state in TrialState:
+        if state is TrialState.RUNNING:  # told apart: on a worker, or waiting for one
+            parts += [f"{len(running)} running"] if running else []
+            parts += [f"{len(queued)} queued"] if queued else []
+        elif counts.get(state):
+            parts.append(f"{counts[state]} {state.value.lower()}")
     grid.row("trials", f"{head}: {', '.join(parts)}" if parts else f"{head}: none yet")
     best = objectives.best(trials)
     if best is not None:
         score = format_config({m.name: best.metrics.get(m.name) for m in objectives})
         grid.row("best", f"trial {best.trial_id}: {score}")
         grid.row("", format_config(best.config))
-    running = [t for t in trials if t.state is TrialState.RUNNING]
     if running:
         grid.row("running", f"{len(running)} trial(s)")
         grid.table(_running_table(running, now))
+    if queued:
+        waited = max(now - (t.queued_at or 0.0) for t in queued)
+        ids = ", ".join(str(t.trial_id) for t in queued[:_MAX_QUEUED_IDS])
+        if len(queued) > _MAX_QUEUED_IDS:
+            ids += f", ... {len(queued) - _MAX_QUEUED_IDS} more"
+        grid.row(
+            "queued",
+            f"{len(queued)} trial(s) waiting for resources, the longest for "
+            f"{format_duration(waited)}: trial {ids}",
+        )
     failed = [t for t in trials if t.state is TrialState.FAILED]
     if failed:
         last = max(failed, key=lambda t: (t.ended_at or 0.0, t.trial_id))
@@ -205,8 +236,9 @@ def _sweep(grid: _Lines, spec: Mapping[str, Any], store: ExperimentStore, now: f
 def _running_table(trials: Sequence[Trial], now: float) -> list[list[str]]:
     rows = [["trial", "started", "elapsed", "node", "attempt", "last report"]]
     for t in trials:
-        started = time.strftime("%H:%M:%S", time.localtime(t.started_at)) if t.started_at else "-"
-        elapsed = format_duration(now - t.started_at) if t.started_at else "-"
+        began = t.started_at
+        started = "-" if began is None else time.strftime("%H:%M:%S", time.localtime(began))
+        elapsed = "-" if began is None else format_duration(now - began)
         last = t.intermediate[-1] if t.intermediate else {}
         report = format_config({k: v for k, v in last.items() if k != "time"})
         rows.append([str(t.trial_id), started, elapsed, t.node or "-", str(t.attempts), report])

@@ -37,8 +37,8 @@ class TrialUpdate:
 
     ``reports`` are appended to the trial's intermediate series; ``replace_reports``
     first clears the series (a re-run attempt starts a new series). ``clear`` names
-    columns to reset to NULL (``"error"``, ``"ended_at"``, ``"node"``), which a
-    ``None`` field cannot express.
+    columns to reset to NULL (``"error"``, ``"started_at"``, ``"ended_at"``,
+    ``"node"``), which a ``None`` field cannot express.
     """
 
     trial_id: int

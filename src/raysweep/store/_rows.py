@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 _UPDATABLE = ("queued_at", "started_at", "ended_at", "node", "attempts")
-_CLEARABLE = ("error", "ended_at", "node")
+_CLEARABLE = ("error", "started_at", "ended_at", "node")
 #: The columns :func:`row_to_trial` reads, in its order.
 TRIAL_COLUMNS = (
     "trial_id, state, config, metrics, error, created_at, queued_at, started_at, ended_at, "

@@ -66,7 +66,14 @@ class Callback:
         """The experiment is set up; no new trial has started yet."""
 
     def on_trial_start(self, trial: Trial) -> None:
-        """A trial was dispatched (state RUNNING, committed)."""
+        """A trial was dispatched (state RUNNING, committed). It may wait in the
+        cluster's queue for resources before :meth:`on_trial_running`; until then
+        its ``started_at`` is ``None``."""
+
+    def on_trial_running(self, trial: Trial) -> None:
+        """A dispatched trial got its worker and began to run (``started_at`` and
+        ``node`` set, committed); it comes before the trial's end, except for a
+        trial cancelled while it still waited (a time budget, a stop)."""
 
     def on_trial_report(self, trial: Trial, report: Mapping[str, Any]) -> None:
         """A running trial called :func:`raysweep.report`."""
@@ -120,6 +127,9 @@ class CallbackGuard(Callback):
 
     def on_trial_start(self, trial: Trial) -> None:
         self._call("on_trial_start", trial)
+
+    def on_trial_running(self, trial: Trial) -> None:
+        self._call("on_trial_running", trial)
 
     def on_trial_report(self, trial: Trial, report: Mapping[str, Any]) -> None:
         self._call("on_trial_report", trial, report)

@@ -1,7 +1,9 @@
 """Live progress of a sweep: a rich display on a terminal, plain lines in a log.
 
 On a terminal the user watches: a bar, counts, the best trial so far with its
-configuration, elapsed time and an ETA, and what is running now. In a log
+configuration, elapsed time and an ETA, and what is running now. Trials waiting
+in the cluster's queue are counted apart ("running 2 · queued 2"): dispatched,
+with no word of a start for :data:`~raysweep.sweep.execution.QUEUED_AFTER_S`. In a log
 (Slurm output, CI, ``| tee``) a redrawing display is garbage, so the same
 callback writes one line per finished trial instead, at most about one a second
 plus one for every new best, and a summary at the end.
@@ -29,6 +31,7 @@ from rich.text import Text
 from raysweep._text import format_config, format_duration, format_value
 from raysweep.objectives import Objectives
 from raysweep.sweep.callbacks import Callback, ExperimentInfo
+from raysweep.sweep.execution import QUEUED_AFTER_S
 from raysweep.trial import Trial, TrialState
 
 if TYPE_CHECKING:
@@ -42,8 +45,19 @@ _MAX_RUNNING_ROWS = 8
 
 @dataclass(slots=True)
 class _Running:
-    since: float
+    """A dispatched trial: when, and when it began to run (``None`` until heard of)."""
+
+    dispatched: float
+    began: float | None = None
     last_report: Mapping[str, Any] = field(default_factory=dict)
+
+    def queued(self, now: float) -> bool:
+        return self.began is None and now - self.dispatched >= QUEUED_AFTER_S
+
+    @property
+    def since(self) -> float:
+        """Elapsed time counts from here: the start, or the dispatch until one is heard of."""
+        return self.dispatched if self.began is None else self.began
 
 
 class ProgressCallback(Callback):
@@ -126,6 +140,12 @@ class ProgressCallback(Callback):
         with self._lock:
             self._running[trial.trial_id] = _Running(self._clock())
 
+    def on_trial_running(self, trial: Trial) -> None:
+        with self._lock:
+            running = self._running.get(trial.trial_id)
+            if running is not None:
+                running.began = self._clock()
+
     def on_trial_report(self, trial: Trial, report: Mapping[str, Any]) -> None:
         with self._lock:
             running = self._running.get(trial.trial_id)
@@ -188,7 +208,9 @@ class ProgressCallback(Callback):
             now = self._clock()
             done = self._completed + self._failed + self._pruned
             total = self._total
-            running = sorted(self._running.items())
+            flights = sorted(self._running.items())
+            started = [(i, r.since, r.last_report) for i, r in flights if not r.queued(now)]
+            queued = len(flights) - len(started)
             elapsed = now - self._started
             eta = self._eta(elapsed, done)
             best = self._best
@@ -200,22 +222,24 @@ class ProgressCallback(Callback):
             Text(f"elapsed {format_duration(elapsed)}  ETA {format_duration(eta)}", style="dim"),
         )
         counts = Text(
-            f"running {len(running)} · completed {self._completed} · "
-            f"failed {self._failed}" + (f" · pruned {self._pruned}" if self._pruned else "")
+            f"running {len(started)} · "
+            + (f"queued {queued} · " if queued else "")
+            + f"completed {self._completed} · failed {self._failed}"
+            + (f" · pruned {self._pruned}" if self._pruned else "")
         )
         parts: list[RenderableType] = [head, counts]
         if best is not None:
             what = f"trial {best.trial_id}  {self._score(best)}  {format_config(best.config)}"
             parts.append(Text.assemble(("best ", "bold green"), what))
-        if running:
+        if started:
             table = Table(box=None, padding=(0, 2), show_edge=False, header_style="dim")
             for column in ("trial", "elapsed", "last report"):
                 table.add_column(column)
-            for trial_id, state in running[:_MAX_RUNNING_ROWS]:
-                report = format_config({k: v for k, v in state.last_report.items() if k != "time"})
-                table.add_row(str(trial_id), format_duration(now - state.since), report)
-            if len(running) > _MAX_RUNNING_ROWS:
-                table.add_row("…", "", f"{len(running) - _MAX_RUNNING_ROWS} more")
+            for trial_id, since, last in started[:_MAX_RUNNING_ROWS]:
+                report = format_config({k: v for k, v in last.items() if k != "time"})
+                table.add_row(str(trial_id), format_duration(now - since), report)
+            if len(started) > _MAX_RUNNING_ROWS:
+                table.add_row("…", "", f"{len(started) - _MAX_RUNNING_ROWS} more")
             parts.append(table)
         return Group(*parts)
 
@@ -262,7 +286,10 @@ class ProgressCallback(Callback):
             done = self._completed + self._failed + self._pruned
             total = f"/{self._total}" if self._total else ""
             stamp = f"[{format_duration(now - self._started):>7}]"
-            status = f"{done}{total} done, {len(self._running)} running"
+            queued = sum(1 for r in self._running.values() if r.queued(now))
+            status = f"{done}{total} done, {len(self._running) - queued} running" + (
+                f", {queued} queued" if queued else ""
+            )
         self._print(f"{stamp} {status} | {text}")
         return True
 

@@ -6,6 +6,16 @@ The runner joins a :class:`~raysweep.sweep.study.Study` (what to try), a
 first event or at the next deadline (a trial time-out, the time budget or the
 next heartbeat).
 
+A dispatched trial may wait in the backend's queue (a Ray task pending for a
+free CPU when ``max_concurrent`` exceeds what the cluster runs at once). It is
+RUNNING in the store from dispatch, with ``queued_at`` set and ``started_at``
+NULL, until the backend's :class:`~raysweep.sweep.execution.TrialStarted` says it
+runs; ``timeout_s`` counts from that start, so a trial never times out for time
+spent in the queue. No separate QUEUED state: a queued trial is in flight like a
+running one for everything but its time-out (the searcher counts it as pending,
+a resume re-runs it, a stop abandons it), and ``started_at`` already tells the
+two apart for ``raysweep status`` and the progress display.
+
 Each iteration costs O(events handled), not O(trials): time-outs sit in a heap
 of deadlines and the study keeps its counts and best value as trials change
 state, so a driver with a thousand trials in flight and tens of thousands
@@ -14,16 +24,25 @@ stored keeps pace with the cluster (``bench/driver_scale.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from raysweep.errors import TooManyFailuresError
 from raysweep.store import HEARTBEAT_KEY, heartbeat
 from raysweep.sweep.callbacks import Callback
-from raysweep.sweep.execution import Backend, Clock, TrialFinished, TrialLost, TrialReported
+from raysweep.sweep.execution import (
+    Backend,
+    Clock,
+    TrialFinished,
+    TrialLost,
+    TrialReported,
+    TrialStarted,
+)
 from raysweep.sweep.stopping import Stop
 from raysweep.sweep.study import Study
 from raysweep.trial import Trial, TrialState
@@ -44,8 +63,8 @@ class RunnerOptions:
     ``raysweep status`` can tell a driver that hangs or died from one that waits
     for long trials. A busy loop refreshes it with the commit it makes anyway once
     half the interval has passed; only an idle loop wakes up for it, at the full
-    interval. Time-outs count from dispatch (``queued_at``), as on Ray, where a
-    task waiting for resources is already the trial's time.
+    interval. ``timeout_s`` counts from the trial's start on its worker, not
+    from dispatch: time waiting for resources is not the trial's.
     """
 
     max_concurrent: int
@@ -75,6 +94,7 @@ class Runner:
         # trial id -> dispatch number; a deadline whose number differs is stale
         # (the trial ended, or this is an earlier attempt of a re-run trial).
         self._running: dict[int, int] = {}
+        self._queued: set[int] = set()  # dispatched, not started yet: no deadline
         self._deadlines: list[tuple[float, int, int]] = []  # (deadline, dispatch, trial id)
         self._dispatches = 0
         self._requeue: deque[int] = deque(study.to_rerun())
@@ -93,6 +113,7 @@ class Runner:
             TooManyFailuresError: more trials failed than ``max_failures``.
         """
         study = self.study
+        began: list[Trial] = []
         finished: list[Trial] = []
         try:
             while True:
@@ -104,7 +125,7 @@ class Runner:
                 self._beat()
                 study.flush()
                 self._dispatch(started)
-                self._notify(finished)
+                self._notify(began, finished)
                 if reason is not None:
                     self._abandon_running(f"experiment stopped: {reason}")
                     return reason
@@ -115,7 +136,8 @@ class Runner:
                         else "searcher exhausted"
                     )
                 events = self.backend.wait(self._wait_timeout())
-                finished = self._handle(events) + self._expire()
+                began, finished = self._handle(events)
+                finished += self._expire()
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt | TooManyFailuresError):
                 self._abandon_running(f"experiment stopped: {type(exc).__name__}")
@@ -140,15 +162,10 @@ class Runner:
         return started
 
     def _dispatch(self, started: list[Trial]) -> None:
-        timeout_s = self.options.timeout_s
         for trial in started:
             self._dispatches += 1
             self._running[trial.trial_id] = self._dispatches
-            if timeout_s is not None:
-                began = trial.queued_at if trial.queued_at is not None else self.clock.now()
-                heapq.heappush(
-                    self._deadlines, (began + timeout_s, self._dispatches, trial.trial_id)
-                )
+            self._queued.add(trial.trial_id)
             self.backend.submit(trial.trial_id, trial.config)
         if len(self._deadlines) > 2 * len(self._running) + 64:
             # Trials mostly end long before their deadline; drop the stale entries
@@ -181,20 +198,29 @@ class Runner:
             nearest = min(nearest, self._started + self.options.stop.time_budget_s)
         return max(0.0, nearest - self.clock.now())
 
-    def _handle(self, events: Sequence[object]) -> list[Trial]:
+    def _handle(self, events: Sequence[object]) -> tuple[list[Trial], list[Trial]]:
+        """Stage what ``events`` say; return the trials that began to run and those
+        that ended, for the callbacks after the commit."""
         now = self.clock.now()
+        began: list[Trial] = []
         finished: list[Trial] = []
         for event in events:
-            if isinstance(event, TrialReported):
+            if isinstance(event, TrialStarted):
+                if event.trial_id in self._queued:
+                    began.append(self._start(event.trial_id, event.time, event.node, now))
+            elif isinstance(event, TrialReported):
                 trial = self.study.report(event.trial_id, event.report)
                 if trial is not None:
                     for cb in self.callbacks:
                         cb.on_trial_report(trial, event.report)
             elif isinstance(event, TrialFinished) and event.trial_id in self._running:
+                if event.trial_id in self._queued:
+                    began += self._began_unheard(event.trial_id, event.payload)
                 del self._running[event.trial_id]
                 finished.append(self.study.finish(event.trial_id, event.payload, now))
             elif isinstance(event, TrialLost) and event.trial_id in self._running:
                 del self._running[event.trial_id]
+                self._queued.discard(event.trial_id)
                 trial = self.study.trials[event.trial_id]
                 if trial.attempts <= self.options.max_retries:
                     self.study.store.add_event(
@@ -211,7 +237,39 @@ class Runner:
                             now,
                         )
                     )
-        return finished
+        return began, finished
+
+    def _start(self, trial_id: int, when: float, node: str | None, now: float) -> Trial:
+        """Stage the start of a queued trial and set its deadline.
+
+        The start comes from the worker's clock; it is kept between dispatch and
+        now, so a worker whose clock is off can neither date a trial before it was
+        dispatched nor time it out early (or never) by starting it in the future.
+        """
+        self._queued.discard(trial_id)
+        queued_at = self.study.trials[trial_id].queued_at
+        when = min(max(when, queued_at if queued_at is not None else when), now)
+        timeout_s = self.options.timeout_s
+        if timeout_s is not None:
+            heapq.heappush(self._deadlines, (when + timeout_s, self._running[trial_id], trial_id))
+        return self.study.start(trial_id, when, node)
+
+    def _began_unheard(self, trial_id: int, payload: Mapping[str, Any]) -> list[Trial]:
+        """The record, as it began, of a trial whose end came before (or without) word
+        of its start, so callbacks still hear of the start first; none if the task
+        never ran the trial (its body failed before).
+
+        Nothing is staged for it: :meth:`Study.finish` stores the start and node the
+        worker recorded, in the same update as the end (a trivial trial ends long
+        before its start notice would be sent).
+        """
+        self._queued.discard(trial_id)
+        started, node = payload.get("started_at"), payload.get("node")
+        if not isinstance(started, int | float):
+            return []
+        trial = self.study.trials[trial_id]
+        node = node if isinstance(node, str) else None
+        return [dataclasses.replace(trial, started_at=float(started), node=node)]
 
     def _expire(self) -> list[Trial]:
         """End trials past ``timeout_s``: cancel the task, stage FAILED."""
@@ -239,7 +297,10 @@ class Runner:
         else:
             self.study.searcher.on_trial_error(trial)
 
-    def _notify(self, finished: list[Trial]) -> None:
+    def _notify(self, began: list[Trial], finished: list[Trial]) -> None:
+        for trial in began:
+            for cb in self.callbacks:
+                cb.on_trial_running(trial)
         for trial in finished:
             for cb in self.callbacks:
                 if trial.state is TrialState.COMPLETED:
@@ -277,5 +338,6 @@ class Runner:
             self.backend.cancel(trial_id)
             self.study.end(trial_id, TrialState.ABANDONED, why, now)
         self._running.clear()
+        self._queued.clear()
         self._deadlines.clear()
         self.study.flush()

@@ -91,9 +91,10 @@ class Study:
 
     # -- staging ------------------------------------------------------------------
     def ask(self, now: float) -> Trial | None:
-        """Stage a new RUNNING trial with a feasible config, or ``None`` when the
-        searcher is exhausted. Raises :class:`InfeasibleSpaceError` after
-        :data:`MAX_REJECTIONS` infeasible suggestions in a row."""
+        """Stage a new RUNNING trial with a feasible config, queued at ``now`` and not
+        started yet, or ``None`` when the searcher is exhausted. Raises
+        :class:`InfeasibleSpaceError` after :data:`MAX_REJECTIONS` infeasible
+        suggestions in a row."""
         trial_id = self._next_id
         for _ in range(MAX_REJECTIONS):
             config = self.searcher.suggest(trial_id)
@@ -116,38 +117,33 @@ class Study:
             config=dict(config),
             created_at=now,
             queued_at=now,
-            started_at=now,
             attempts=1,
         )
         self.trials[trial_id] = trial
         self._counts[TrialState.RUNNING] += 1
         self._new.append(
-            NewTrial(
-                trial_id,
-                trial.config,
-                TrialState.RUNNING,
-                now,
-                started_at=now,
-                attempts=1,
-                queued_at=now,
-            )
+            NewTrial(trial_id, trial.config, TrialState.RUNNING, now, attempts=1, queued_at=now)
         )
         self._asked = True
         return trial
 
     def restart(self, trial_id: int, now: float) -> Trial:
-        """Stage another attempt of a stored trial with its config and id."""
+        """Stage another attempt of a stored trial with its config and id, queued at
+        ``now``; where and when the last attempt ran is cleared."""
         old = self.trials[trial_id]
         return self._stage(
             trial_id,
             state=TrialState.RUNNING,
             metrics={},
             queued_at=now,
-            started_at=now,
             attempts=old.attempts + 1,
             replace_reports=True,
-            clear=("error", "ended_at"),
+            clear=("error", "ended_at", "started_at", "node"),
         )
+
+    def start(self, trial_id: int, when: float, node: str | None) -> Trial:
+        """Stage that a queued trial began to run at ``when`` on ``node``."""
+        return self._stage(trial_id, started_at=when, node=node)
 
     def report(self, trial_id: int, report: Mapping[str, Any]) -> Trial | None:
         """Stage a live report; ignored unless the trial is still running."""
@@ -160,14 +156,19 @@ class Study:
         return trial
 
     def finish(self, trial_id: int, payload: Mapping[str, Any], now: float) -> Trial:
-        """Stage the outcome of a trial's task: COMPLETED or FAILED."""
+        """Stage the outcome of a trial's task: COMPLETED or FAILED.
+
+        A start already staged (the one the time-out counted from) is kept; the
+        payload's own start time fills in only where none was heard of.
+        """
         ok = bool(payload.get("ok"))
+        started = self.trials[trial_id].started_at
         return self._stage(
             trial_id,
             state=TrialState.COMPLETED if ok else TrialState.FAILED,
             metrics=dict(payload.get("metrics") or {}),
             error=None if ok else str(payload.get("error") or "unknown error"),
-            started_at=payload.get("started_at"),
+            started_at=payload.get("started_at") if started is None else None,
             ended_at=payload.get("ended_at") or now,
             node=payload.get("node"),
             reports=list(payload.get("reports") or []),

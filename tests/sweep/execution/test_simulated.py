@@ -16,6 +16,7 @@ from raysweep.sweep.execution import (
     TrialFinished,
     TrialLost,
     TrialReported,
+    TrialStarted,
     VirtualClock,
 )
 
@@ -59,6 +60,7 @@ def test_duration_spreads_reports_and_ends_on_time() -> None:
     backend.submit(0, {"d": 30.0})
     seen = drain(backend)
     assert [(t, type(e).__name__) for t, e in seen] == [
+        (0.0, "TrialStarted"),
         (10.0, "TrialReported"),
         (20.0, "TrialReported"),
         (30.0, "TrialReported"),
@@ -76,8 +78,8 @@ def test_time_attr_takes_times_from_the_objective() -> None:
     backend = make(surrogate, time_attr="elapsed_s")
     backend.submit(0, {"epoch_s": 5.0})
     seen = drain(backend)
-    assert [t for t, _ in seen] == [5.0, 10.0, 15.0, 16.0]
-    reported = seen[0][1]
+    assert [t for t, _ in seen] == [0.0, 5.0, 10.0, 15.0, 16.0]
+    reported = seen[1][1]
     assert isinstance(reported, TrialReported)
     assert (reported.report["elapsed_s"], reported.report["time"]) == (5.0, 5.0)
 
@@ -110,6 +112,7 @@ def test_wait_stops_at_the_timeout() -> None:
     """A wait shorter than the next event moves the clock by the timeout and returns nothing."""
     backend = make()
     backend.submit(0, {"d": 30.0})
+    assert [type(e) for e in backend.wait(4.0)] == [TrialStarted]
     assert backend.wait(4.0) == []
     assert backend.clock().now() == 4.0
     assert [type(e) for e in backend.wait(6.0)] == [TrialReported]
@@ -146,11 +149,29 @@ def test_workers_bound_what_runs_and_the_rest_queue() -> None:
     assert backend.queued == 0
 
 
+def test_a_queued_trial_says_when_it_gets_a_worker() -> None:
+    """A trial waiting for a worker starts at the instant one frees, told right after the end
+    that freed it; trials that start on submit are told at once, before time moves."""
+    backend = make(workers=1)
+    backend.submit(0, {"d": 10.0})
+    backend.submit(1, {"d": 10.0})
+    assert backend.wait(None) == [TrialStarted(0, 0.0, "simulated")]
+    assert backend.clock().now() == 0.0
+    at_ten = [e for t, e in drain(backend) if t == 10.0]
+    assert [(type(e).__name__, e.trial_id) for e in at_ten] == [
+        ("TrialReported", 0),
+        ("TrialFinished", 0),
+        ("TrialStarted", 1),
+    ]
+    assert at_ten[-1] == TrialStarted(1, 10.0, "simulated")
+
+
 def test_cancel_drops_what_was_still_to_come() -> None:
     """A cancelled trial sends nothing more, and its worker goes to the next queued trial."""
     backend = make(workers=1)
     backend.submit(0, {"d": 30.0})
     backend.submit(1, {"d": 5.0})
+    assert [(type(e), e.trial_id) for e in backend.wait(None)] == [(TrialStarted, 0)]
     first = backend.wait(None)
     assert [(type(e), e.trial_id) for e in first] == [(TrialReported, 0)]
     backend.cancel(0)
@@ -171,7 +192,7 @@ def test_a_cancelled_queued_trial_never_runs() -> None:
     backend.submit(0, {"id": 0, "d": 5.0})
     backend.submit(1, {"id": 1, "d": 5.0})
     backend.cancel(1)
-    assert [e.trial_id for _, e in drain(backend)] == [0]
+    assert {e.trial_id for _, e in drain(backend)} == {0}
     assert calls == [0]
 
 
@@ -180,7 +201,11 @@ def test_lost_worker_cuts_the_attempt_short() -> None:
     backend = make(lose=lambda config, attempt: 15.0 if attempt == 1 else None)
     backend.submit(0, {"d": 30.0})
     seen = drain(backend)
-    assert [(t, type(e)) for t, e in seen] == [(10.0, TrialReported), (15.0, TrialLost)]
+    assert [(t, type(e)) for t, e in seen] == [
+        (0.0, TrialStarted),
+        (10.0, TrialReported),
+        (15.0, TrialLost),
+    ]
     lost = seen[-1][1]
     assert isinstance(lost, TrialLost)
     assert "attempt 1" in lost.reason

@@ -9,18 +9,22 @@ from __future__ import annotations
 from types import ModuleType
 
 from raysweep.sweep.execution._base import (
+    QUEUED_AFTER_S,
     Backend,
     Clock,
     Event,
     TrialFinished,
     TrialLost,
     TrialReported,
+    TrialStarted,
     WallClock,
+    capacity_note,
 )
 from raysweep.sweep.execution.local import FakeClock, InProcessBackend
 from raysweep.sweep.execution.simulated import SimulatedBackend, VirtualClock
 
 __all__ = [
+    "QUEUED_AFTER_S",
     "Backend",
     "Clock",
     "Event",
@@ -30,8 +34,10 @@ __all__ = [
     "TrialFinished",
     "TrialLost",
     "TrialReported",
+    "TrialStarted",
     "VirtualClock",
     "WallClock",
+    "capacity_note",
     "register_by_value",
 ]
 

@@ -15,7 +15,40 @@ from typing import Any
 
 from raysweep.resources import Resources
 
-__all__ = ["Backend", "Clock", "Event", "TrialFinished", "TrialLost", "TrialReported", "WallClock"]
+__all__ = [
+    "QUEUED_AFTER_S",
+    "Backend",
+    "Clock",
+    "Event",
+    "TrialFinished",
+    "TrialLost",
+    "TrialReported",
+    "TrialStarted",
+    "WallClock",
+    "capacity_note",
+]
+
+
+#: How long a dispatched trial may go without word of its start before a display
+#: calls it queued. Word comes a moment after the start (on Ray once the trial has
+#: run 0.1 s, for the throughput of short trials), and a trial dispatched a moment
+#: ago is more likely starting than waiting; until then it is shown as running.
+QUEUED_AFTER_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrialStarted:
+    """A submitted trial got its worker and began to run.
+
+    Until then it waits in the backend's queue (a Ray task pending for free
+    CPUs): dispatched, but not running, and its ``timeout_s`` does not run yet.
+    ``time`` is when it began, on the worker's clock (the backend's own clock
+    for a simulated cluster); ``node`` is where it runs, if known.
+    """
+
+    trial_id: int
+    time: float
+    node: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +75,7 @@ class TrialReported:
     report: Mapping[str, Any]
 
 
-Event = TrialFinished | TrialLost | TrialReported
+Event = TrialStarted | TrialFinished | TrialLost | TrialReported
 
 
 class Clock:
@@ -78,7 +111,12 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def submit(self, trial_id: int, config: Mapping[str, Any]) -> None:
-        """Start running one trial (returns at once)."""
+        """Hand one trial over to run (returns at once); it may wait for resources.
+
+        Once it runs, :meth:`wait` returns a :class:`TrialStarted` for it, before
+        the trial's other events, or together with them at the latest: the runner
+        counts ``timeout_s`` from that start.
+        """
 
     @abc.abstractmethod
     def wait(self, timeout: float | None) -> Sequence[Event]:
@@ -98,8 +136,31 @@ class Backend(abc.ABC):
         return None
 
     def default_concurrency(self, hints: Resources) -> int:
-        """How many trials fit at once when the user did not say."""
+        """How many trials with ``hints`` run at once (the default ``max_concurrent``)."""
         return 1
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Release what :meth:`prepare` acquired."""
+
+
+def capacity_note(max_concurrent: int, capacity: int) -> str | None:
+    """The line that says ``max_concurrent`` trials cannot all run at once, or ``None``.
+
+    A note, not an error: the extra trials wait in the backend's queue (their
+    ``timeout_s`` starts only when they run), and an autoscaling cluster may grow
+    to run them.
+
+    Example:
+        >>> capacity_note(4, 2).split(":")[0]
+        'max_concurrent=4 but 2 trials fit at once on the cluster now'
+        >>> capacity_note(2, 2) is None
+        True
+    """
+    if max_concurrent <= capacity:
+        return None
+    fit = f"{capacity} trial fits" if capacity == 1 else f"{capacity} trials fit"
+    extra = max_concurrent - capacity
+    return (
+        f"max_concurrent={max_concurrent} but {fit} at once on the cluster now: the other "
+        f"{extra} wait in its queue until resources free up or the cluster grows"
+    )

@@ -2,19 +2,28 @@
 
 For unit tests of the runner and for debugging an objective with a debugger.
 Submitted trials run lazily, one per :meth:`InProcessBackend.wait`, so the runner
-sees the same submit/wait rhythm as on Ray. An optional ``duration`` function
+sees the same submit/wait rhythm as on Ray: the others wait in a queue, and each
+says when it starts (:class:`TrialStarted`). An optional ``duration`` function
 advances a fake clock per trial, so time-outs and time budgets are tested
 faster than real time.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from raysweep.resources import Resources
-from raysweep.sweep.execution._base import Backend, Clock, Event, TrialFinished, TrialReported
+from raysweep.sweep.execution._base import (
+    Backend,
+    Clock,
+    Event,
+    TrialFinished,
+    TrialReported,
+    TrialStarted,
+)
 from raysweep.sweep.execution._worker import execute_trial
 
 __all__ = ["FakeClock", "InProcessBackend"]
@@ -55,6 +64,7 @@ class InProcessBackend(Backend):
         self._clock = clock
         self._duration = duration
         self._progress = 0.0  # simulated seconds the first queued trial has run so far
+        self._begun: int | None = None  # the first queued trial, once its start was told
         self.cancelled: list[int] = []
         self.submitted: list[int] = []
 
@@ -74,6 +84,13 @@ class InProcessBackend(Backend):
                 self._clock.advance(timeout)
             return []
         trial_id, config = self._queue[0]
+        events: list[Event] = []
+        if self._begun != trial_id:
+            self._begun = trial_id
+            now = self._clock.now() if self._clock is not None else time.time()
+            events.append(TrialStarted(trial_id, now))
+            if self._clock is not None and self._duration is not None:
+                return events  # its time passes from here: the runner learns of it first
         if self._clock is not None and self._duration is not None:
             # A wait shorter than the trial (the next deadline or heartbeat comes
             # first) runs part of it; the next wait goes on from there.
@@ -84,23 +101,24 @@ class InProcessBackend(Backend):
                 return []
             self._clock.advance(max(0.0, needed))
         self._progress = 0.0
+        self._begun = None
         self._queue.popleft()
         if self._objective is None:
             raise RuntimeError("InProcessBackend.prepare() was not called")
-        reported: list[Event] = []
         payload = execute_trial(
             self._objective,
             trial_id,
             config,
             self._metric,
-            sink=lambda tid, rep: reported.append(TrialReported(tid, rep)),
+            sink=lambda tid, rep: events.append(TrialReported(tid, rep)),
         )
-        return [*reported, TrialFinished(trial_id, payload)]
+        return [*events, TrialFinished(trial_id, payload)]
 
     def cancel(self, trial_id: int) -> None:
         self.cancelled.append(trial_id)
         if self._queue and self._queue[0][0] == trial_id:
             self._progress = 0.0
+            self._begun = None
         self._queue = deque(item for item in self._queue if item[0] != trial_id)
 
     def default_concurrency(self, hints: Resources) -> int:

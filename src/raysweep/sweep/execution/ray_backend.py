@@ -2,10 +2,16 @@
 
 Each trial is one plain Ray task (measured here: streaming-generator tasks cost
 25-45 % of the throughput of plain tasks on trivial trials, so intermediate
-reports do not ride on the task's return channel). A report travels through a
-small per-experiment *inbox* actor instead, and only when the objective calls
-:func:`raysweep.report`: the driver keeps one long-poll call to the inbox among
-the references it waits on, so reports arrive event-driven, with no polling.
+reports do not ride on the task's return channel). What a trial says while it
+runs travels through a small per-experiment *inbox* actor instead: that it
+started (so a task that waited for resources is told apart from one that runs,
+and ``timeout_s`` counts from the start), and each :func:`raysweep.report`. The
+start is told only once a trial has run for :data:`NOTICE_AFTER_S`, by a thread
+of the worker, with the time it began: a trial that ends sooner needs no notice
+(its result carries its start), and trivial trials keep the throughput of plain
+tasks (``bench/overhead.py``). The driver keeps one long-poll
+call to the inbox among the references it waits on, so both arrive
+event-driven, with no polling.
 
 Ray's own task retries are off (``max_retries=0``): the runner retries lost
 trials itself, so every attempt is counted and stored.
@@ -14,8 +20,10 @@ trials itself, so every attempt is counted and stored.
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
+import contextlib
+import math
+import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
@@ -24,12 +32,23 @@ from typing import Any
 import ray
 import ray.exceptions as rex
 
+from raysweep._ray import connect
 from raysweep.errors import SpecError
 from raysweep.resources import Resources, task_env
-from raysweep.sweep.execution._base import Backend, Event, TrialFinished, TrialLost, TrialReported
+from raysweep.sweep.execution._base import (
+    Backend,
+    Event,
+    TrialFinished,
+    TrialLost,
+    TrialReported,
+    TrialStarted,
+)
 from raysweep.sweep.execution._worker import execute_trial
 
-__all__ = ["RayBackend", "ensure_ray", "register_by_value"]
+__all__ = ["NOTICE_AFTER_S", "RayBackend", "register_by_value"]
+
+#: A trial still running this long after its start tells the driver it started.
+NOTICE_AFTER_S = 0.1
 
 #: Errors that mean the worker or node running a trial died, not the trial itself.
 _LOST = (
@@ -42,24 +61,6 @@ _LOST = (
 )
 
 
-def ensure_ray(address: str | None, runtime_env: Mapping[str, Any] | None) -> bool:
-    """Connect to Ray; return True if this call started it (and should stop it).
-
-    An already initialized Ray in this process is used as it is. Otherwise
-    ``address`` (or ``RAY_ADDRESS``) is joined, or a local instance is started.
-    """
-    if ray.is_initialized():
-        return False
-    ray.init(
-        address=address or os.environ.get("RAY_ADDRESS") or None,
-        runtime_env=dict(runtime_env) if runtime_env else None,
-        include_dashboard=None if address else False,
-        logging_level=logging.WARNING,
-        configure_logging=False,
-    )
-    return True
-
-
 def register_by_value(module: ModuleType) -> None:
     """Ship ``module``'s functions to workers by value (no file needed there).
 
@@ -70,18 +71,24 @@ def register_by_value(module: ModuleType) -> None:
 
 
 @ray.remote(num_cpus=0)
-class _ReportInbox:
-    """Collects live reports from trials; the driver long-polls :meth:`drain`."""
+class _Inbox:
+    """Collects what running trials say (starts, live reports); the driver
+    long-polls :meth:`drain`. Items are ``("started", trial id, attempt token,
+    time, node)`` and ``("report", trial id, report)``, in arrival order."""
 
     def __init__(self) -> None:
-        self._items: list[tuple[int, dict[str, Any]]] = []
+        self._items: list[tuple[Any, ...]] = []
         self._ready = asyncio.Event()
 
-    async def push(self, trial_id: int, report: dict[str, Any]) -> None:
-        self._items.append((trial_id, report))
+    async def started(self, trial_id: int, token: int, when: float, node: str) -> None:
+        self._items.append(("started", trial_id, token, when, node))
         self._ready.set()
 
-    async def drain(self) -> list[tuple[int, dict[str, Any]]]:
+    async def push(self, trial_id: int, report: dict[str, Any]) -> None:
+        self._items.append(("report", trial_id, report))
+        self._ready.set()
+
+    async def drain(self) -> list[tuple[Any, ...]]:
         await self._ready.wait()
         items, self._items = self._items, []
         self._ready.clear()
@@ -91,12 +98,89 @@ class _ReportInbox:
 _inbox_handles: dict[str, Any] = {}
 
 
-def _send_report(inbox_name: str, trial_id: int, report: Mapping[str, Any]) -> None:
-    """Forward one report from a worker to the inbox actor, fire and forget."""
+def _inbox(inbox_name: str) -> Any:
+    """The experiment's inbox, looked up once per worker process."""
     handle = _inbox_handles.get(inbox_name)
     if handle is None:
         handle = _inbox_handles[inbox_name] = ray.get_actor(inbox_name)
-    handle.push.remote(trial_id, dict(report))
+    return handle
+
+
+def _send_report(inbox_name: str, trial_id: int, report: Mapping[str, Any]) -> None:
+    """Forward one report from a worker to the inbox actor, fire and forget."""
+    _inbox(inbox_name).push.remote(trial_id, dict(report))
+
+
+def _send_started(inbox_name: str, trial_id: int, token: int, when: float, node: str) -> None:
+    """Tell the driver this attempt runs since ``when``, fire and forget.
+
+    Never fails the trial: with the inbox gone, the driver already counts every
+    trial as started (see :meth:`RayBackend._drain`).
+    """
+    with contextlib.suppress(Exception):  # a lost notice must not cost the trial
+        _inbox(inbox_name).started.remote(trial_id, token, when, node)
+
+
+class _Notices:
+    """Sends a trial's start notice once it has run for :data:`NOTICE_AFTER_S`, from one
+    daemon thread per worker process, unless the trial ended first.
+
+    A worker runs one task at a time, so at most one notice is pending. The thread
+    wakes at the earliest time a notice may be due, not on every trial, so a
+    stream of trivial trials costs a lock and an assignment each.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: tuple[float, Callable[[], None]] | None = None
+        self._wakes_at: float | None = None  # when the waiting thread looks again; None: never
+        self._thread: threading.Thread | None = None
+
+    def arm(self, send: Callable[[], None]) -> None:
+        due = time.monotonic() + NOTICE_AFTER_S
+        with self._cond:
+            self._pending = (due, send)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="raysweep-start-notices", daemon=True
+                )
+                self._thread.start()
+            elif self._wakes_at is None or self._wakes_at > due:
+                self._cond.notify()
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._pending = None  # the thread finds nothing when it wakes
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._pending is None:
+                        self._wakes_at = None
+                        self._cond.wait()
+                        continue
+                    due, send = self._pending
+                    left = due - time.monotonic()
+                    if left <= 0:
+                        self._pending = None
+                        break
+                    self._wakes_at = due
+                    self._cond.wait(left)
+            send()
+
+
+_notices = _Notices()
+
+
+def _announce(send: Callable[[], None]) -> None:
+    """Arm this worker's start notice (a module function: the task body, pickled by
+    value, refers to it by name instead of carrying the thread along)."""
+    _notices.arm(send)
+
+
+def _ended() -> None:
+    _notices.disarm()
 
 
 def _node_ip() -> str:
@@ -105,20 +189,26 @@ def _node_ip() -> str:
 
 def _make_entry(
     objective: Callable[[dict[str, Any]], Any], metric: str, inbox_name: str, env: Mapping[str, str]
-) -> Callable[[int, dict[str, Any]], dict[str, Any]]:
+) -> Callable[[int, dict[str, Any], int], dict[str, Any]]:
     """The task body for this experiment; the objective travels inside it, so Ray
     exports it once per experiment rather than pickling it with every trial."""
 
-    def run_trial(trial_id: int, config: dict[str, Any]) -> dict[str, Any]:
-        return execute_trial(
-            objective,
-            trial_id,
-            config,
-            metric,
-            env=env,
-            sink=lambda tid, rep: _send_report(inbox_name, tid, rep),
-            node=_node_ip(),
-        )
+    def run_trial(trial_id: int, config: dict[str, Any], token: int) -> dict[str, Any]:
+        node = _node_ip()
+        began = time.time()
+        _announce(lambda: _send_started(inbox_name, trial_id, token, began, node))
+        try:
+            return execute_trial(
+                objective,
+                trial_id,
+                config,
+                metric,
+                env=env,
+                sink=lambda tid, rep: _send_report(inbox_name, tid, rep),
+                node=node,
+            )
+        finally:
+            _ended()
 
     run_trial.__name__ = run_trial.__qualname__ = "raysweep_trial"
     return run_trial
@@ -138,51 +228,111 @@ def _check_task_runtime_env(runtime_env: Mapping[str, Any]) -> None:
                 )
 
 
-def _check_fits(options: Mapping[str, Any]) -> None:
-    """Refuse at start a trial no node of the cluster could ever run (Ray would
-    otherwise leave it pending forever)."""
-    total = ray.cluster_resources()
+def _per_trial(options: Mapping[str, Any]) -> dict[str, float]:
+    """The Ray resources one trial's task holds (only those it needs some of)."""
     wanted = {
         "CPU": options.get("num_cpus", 1) or 0,
         "GPU": options.get("num_gpus", 0) or 0,
         "memory": options.get("memory", 0) or 0,
+        **dict(options.get("resources") or {}),
     }
-    for key, amount in {**wanted, **dict(options.get("resources") or {})}.items():
-        if amount and float(total.get(key, 0.0)) < float(amount):
+    return {key: float(amount) for key, amount in wanted.items() if amount and amount > 0}
+
+
+def _node_totals() -> list[dict[str, float]]:
+    """The resources of each live node of the cluster."""
+    return [
+        {key: float(value) for key, value in (node.get("Resources") or {}).items()}
+        for node in ray.nodes()
+        if node.get("Alive")
+    ]
+
+
+def _fits_on(node: Mapping[str, float], need: Mapping[str, float]) -> int:
+    """How many trials needing ``need`` one node runs at once."""
+    # The small slack keeps float shares exact: 0.3 / 0.1 is 2.9999999999999996.
+    return min(math.floor(node.get(key, 0.0) / amount + 1e-9) for key, amount in need.items())
+
+
+def _check_fits(options: Mapping[str, Any]) -> None:
+    """Refuse at start a trial no node of the cluster could ever run (Ray would
+    otherwise leave it pending forever)."""
+    nodes = _node_totals()
+    need = _per_trial(options)
+    if not need or any(_fits_on(node, need) for node in nodes):
+        return
+    total = ray.cluster_resources()
+    for key, amount in need.items():
+        largest = max((node.get(key, 0.0) for node in nodes), default=0.0)
+        if largest < amount:
             raise SpecError(
-                f"resources: each trial needs {amount:g} {key} but the Ray cluster has "
-                f"{float(total.get(key, 0.0)):g} in all; lower the request or add nodes"
+                f"resources: each trial needs {amount:g} {key} but no node of the Ray cluster "
+                f"has that much (largest {largest:g}, {float(total.get(key, 0.0)):g} in all); "
+                f"lower the request or add nodes"
             )
+    wanted = ", ".join(f"{amount:g} {key}" for key, amount in need.items())
+    raise SpecError(
+        f"resources: each trial needs {wanted} on one node, but no node of the Ray cluster "
+        f"has all of them; lower the request or add nodes"
+    )
 
 
 class RayBackend(Backend):
     """Runs each trial as a Ray task with the experiment's resource hints.
 
     Args:
-        address: a Ray cluster to join (``None``: ``RAY_ADDRESS`` or a local Ray).
+        address: a Ray cluster to join (``None``: ``RAY_ADDRESS``, a cluster
+            started on this machine, or a new local Ray); see
+            :func:`raysweep._ray.connect`.
         runtime_env: passed to ``ray.init`` when this backend starts Ray, or to
             every task when Ray was already running.
+        connect_timeout_s: how long ``address`` may take to answer (default:
+            ``RAYSWEEP_CONNECT_TIMEOUT_S``, else 30 s).
+
+    Ray is reached in :meth:`start`, not here, so constructing a backend is
+    cheap and what happens while connecting reaches the display.
     """
 
     def __init__(
-        self, address: str | None = None, runtime_env: Mapping[str, Any] | None = None
+        self,
+        address: str | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
+        *,
+        connect_timeout_s: float | None = None,
     ) -> None:
-        if ray.is_initialized() and runtime_env:
-            _check_task_runtime_env(runtime_env)
-        self._started_ray = ensure_ray(address, runtime_env)
-        self._task_runtime_env = None if self._started_ray or not runtime_env else dict(runtime_env)
+        self._address = address
+        self._runtime_env = dict(runtime_env) if runtime_env else None
+        self._connect_timeout_s = connect_timeout_s
+        self._connected = False
+        self._started_ray = False
+        self._task_runtime_env: dict[str, Any] | None = None
         self._refs: dict[Any, int] = {}
         self._by_trial: dict[int, Any] = {}
+        self._tokens: dict[int, int] = {}  # trial id -> token of the attempt in flight
+        self._submits = 0
         self._remote: Any = None
         self._inbox: Any = None
         self._inbox_name = f"raysweep-inbox-{uuid.uuid4().hex[:12]}"
         self._poll: Any = None
+        self._inbox_lost = False
+        self._assumed: list[Event] = []  # starts taken for granted once the inbox is lost
+
+    def start(self, notify: Callable[[str], None]) -> None:
+        if self._connected:
+            return
+        self._started_ray = connect(
+            self._address, self._runtime_env, timeout_s=self._connect_timeout_s, notify=notify
+        )
+        self._connected = True
+        if not self._started_ray and self._runtime_env:
+            _check_task_runtime_env(self._runtime_env)
+            self._task_runtime_env = self._runtime_env
 
     def prepare(
         self, objective: Callable[[dict[str, Any]], Any], *, metric: str, hints: Resources
     ) -> None:
-        options = hints.to_ray_options({"num_cpus": 1})
-        options["max_retries"] = 0  # the runner retries lost trials itself, counting attempts
+        self.start(lambda text: None)
+        options = _task_options(hints)
         if self._task_runtime_env is not None:
             options["runtime_env"] = self._task_runtime_env
         _check_fits(options)
@@ -196,29 +346,38 @@ class RayBackend(Backend):
                 f"unpicklable objects (open files, locks, clients) out of its closure"
             ) from None
         self._remote = ray.remote(entry).options(**options)
-        self._inbox = _ReportInbox.options(name=self._inbox_name).remote()  # type: ignore[attr-defined]
+        self._inbox = _Inbox.options(name=self._inbox_name).remote()  # type: ignore[attr-defined]
         self._poll = self._inbox.drain.remote()
 
     def submit(self, trial_id: int, config: Mapping[str, Any]) -> None:
         if self._remote is None:
             raise RuntimeError("RayBackend.prepare() was not called")
-        ref = self._remote.remote(trial_id, dict(config))
+        self._submits += 1
+        ref = self._remote.remote(trial_id, dict(config), self._submits)
         self._refs[ref] = trial_id
         self._by_trial[trial_id] = ref
+        self._tokens[trial_id] = self._submits
+        if self._inbox_lost:
+            self._assumed.append(TrialStarted(trial_id, time.time()))
 
     def wait(self, timeout: float | None) -> Sequence[Event]:
+        events, self._assumed = self._assumed, []
         waiting = [*self._refs, *([self._poll] if self._poll is not None else [])]
-        ready, rest = ray.wait(waiting, num_returns=1, timeout=timeout)
+        if not waiting:
+            return events
+        ready, rest = ray.wait(waiting, num_returns=1, timeout=0 if events else timeout)
         if ready and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
-        events: list[Event] = []
         for ref in ready:
-            if ref is self._poll:
+            # ==, not `is`: under Ray Client, wait() returns new reference objects.
+            if self._poll is not None and ref == self._poll:
+                # What the trials said (starts, reports) goes before their ends.
                 events[:0] = self._drain(ref)
                 continue
             trial_id = self._refs.pop(ref)
             del self._by_trial[trial_id]
+            del self._tokens[trial_id]
             events.append(self._outcome(trial_id, ref))
         return events
 
@@ -226,12 +385,23 @@ class RayBackend(Backend):
         try:
             items = ray.get(ref)
         except rex.RayError:
-            # The inbox died: live reports stop, but each trial's full series still
-            # arrives with its result, so nothing stored is lost.
+            # The inbox died: live reports stop (each trial's full series still
+            # arrives with its result, so nothing stored is lost), and starts are
+            # no longer heard of: every trial in flight is taken as started now, so
+            # time-outs still end stuck ones (counting from now, or from dispatch
+            # for trials submitted from here on).
             self._poll = None
-            return []
+            self._inbox_lost = True
+            now = time.time()
+            return [TrialStarted(trial_id, now) for trial_id in self._by_trial]
         self._poll = self._inbox.drain.remote()
-        return [TrialReported(tid, rep) for tid, rep in items]
+        events: list[Event] = []
+        for item in items:
+            if item[0] == "report":
+                events.append(TrialReported(item[1], item[2]))
+            elif self._tokens.get(item[1]) == item[2]:  # not an earlier, lost attempt
+                events.append(TrialStarted(item[1], item[3], item[4]))
+        return events
 
     @staticmethod
     def _outcome(trial_id: int, ref: Any) -> Event:
@@ -261,14 +431,18 @@ class RayBackend(Backend):
         if ref is None:
             return
         del self._refs[ref]
+        del self._tokens[trial_id]
         ray.cancel(ref, force=True)
 
     def default_concurrency(self, hints: Resources) -> int:
-        cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        per_trial = hints.num_cpus if hints.num_cpus is not None else 1.0
-        if per_trial <= 0:
-            return max(1, int(cpus))
-        return max(1, int(cpus // per_trial))
+        """Trials with ``hints`` that the cluster's live nodes run at once now, each
+        node counted on its own (a trial never spans two) and every resource the
+        trial asks for counted (a 0.5-GPU trial is bounded by GPUs, not CPUs)."""
+        self.start(lambda text: None)
+        need = _per_trial(_task_options(hints))
+        if not need:
+            return max(1, int(float(ray.cluster_resources().get("CPU", 1.0))))
+        return max(1, sum(_fits_on(node, need) for node in _node_totals()))
 
     def shutdown(self) -> None:
         for trial_id in list(self._by_trial):
@@ -278,3 +452,11 @@ class RayBackend(Backend):
             self._inbox = None
         if self._started_ray:
             ray.shutdown()
+            self._started_ray = False
+
+
+def _task_options(hints: Resources) -> dict[str, Any]:
+    """The Ray options of every trial's task."""
+    options = hints.to_ray_options({"num_cpus": 1})
+    options["max_retries"] = 0  # the runner retries lost trials itself, counting attempts
+    return options

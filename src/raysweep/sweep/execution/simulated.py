@@ -10,8 +10,9 @@ runs on Ray. Modelled on syne-tune's simulator backend.
 
 How it works. ``workers`` trials run at once; a trial submitted while every
 worker is busy waits in a first-come queue, as a Ray task waits for a free CPU.
-When a trial gets a worker, its objective runs *eagerly, to completion*, in the
-driver; its reports and its end become timed events on a heap. :meth:`wait`
+When a trial gets a worker, :meth:`wait` says so (:class:`TrialStarted`, at that
+instant, before time moves on), and its objective runs *eagerly, to completion*,
+in the driver; its reports and its end become timed events on a heap. :meth:`wait`
 moves the clock to the next event (or by ``timeout``, whichever is first) and
 returns every event due at that instant, so reports, completions, time-outs and
 worker losses interleave in virtual-time order, reproducibly: events at the same
@@ -22,9 +23,9 @@ early stop) cancels the trial, and its remaining events are dropped: the
 objective already ran to its end in the driver, but the runner sees only what
 happened up to the cancel, as on a cluster.
 
-Queued time counts toward ``timeout_s`` (the runner measures from dispatch, as
-it does on Ray, where a pending task's clock also runs), but not toward the
-trial's own duration: the stored ``started_at`` is when it got a worker.
+Queued time counts neither toward ``timeout_s`` (the runner measures from the
+start, as on Ray, where the task itself says when it runs) nor toward the
+trial's duration: the stored ``started_at`` is when it got a worker.
 
 Example:
     >>> import raysweep as rs
@@ -53,6 +54,7 @@ from raysweep.sweep.execution._base import (
     TrialFinished,
     TrialLost,
     TrialReported,
+    TrialStarted,
 )
 from raysweep.sweep.execution._worker import Objective, execute_trial
 
@@ -159,6 +161,7 @@ class SimulatedBackend(Backend):
         self._queued: dict[int, _Flight] = {}
         self._queue: deque[_Flight] = deque()
         self._heap: list[tuple[float, int, _Flight, Event]] = []
+        self._began: list[tuple[_Flight, TrialStarted]] = []  # not yet returned by wait
         self._seq = itertools.count()
         self._attempts: dict[int, int] = {}
 
@@ -186,7 +189,15 @@ class SimulatedBackend(Backend):
     def wait(self, timeout: float | None) -> Sequence[Event]:
         """Advance to the next event or by ``timeout``, whichever comes first, and
         return every event due then. With nothing scheduled and no timeout there
-        is nothing to wait for: return at once."""
+        is nothing to wait for: return at once.
+
+        Trials that got a worker since the last call are returned first, at once,
+        without moving the clock: the runner must know of a start (and set the
+        trial's deadline) before time passes it.
+        """
+        began = self._take_began()
+        if began:
+            return began
         heap, running, clock = self._heap, self._running, self._clock
         while heap and running.get(heap[0][2].trial_id) is not heap[0][2]:
             heapq.heappop(heap)  # an event of a cancelled attempt
@@ -207,10 +218,11 @@ class SimulatedBackend(Backend):
             _, _, flight, event = heapq.heappop(heap)
             if running.get(flight.trial_id) is not flight:
                 continue
+            events.append(event)
             if not isinstance(event, TrialReported):  # the attempt ends; its worker frees
                 del running[flight.trial_id]
                 self._start_queued()
-            events.append(event)
+                events += self._take_began()
         return events
 
     def cancel(self, trial_id: int) -> None:
@@ -229,6 +241,12 @@ class SimulatedBackend(Backend):
         return len(self._queued)
 
     # -- simulation -----------------------------------------------------------------------
+    def _take_began(self) -> list[Event]:
+        """The starts not yet returned, of attempts still running."""
+        began: list[Event] = [e for f, e in self._began if self._running.get(f.trial_id) is f]
+        self._began.clear()
+        return began
+
     def _start_queued(self) -> None:
         while self._queue and len(self._running) < self._workers:
             flight = self._queue.popleft()
@@ -241,6 +259,7 @@ class SimulatedBackend(Backend):
             raise RuntimeError("SimulatedBackend.prepare() was not called")
         self._running[flight.trial_id] = flight
         start = self._clock.now()
+        self._began.append((flight, TrialStarted(flight.trial_id, start, NODE)))
         payload = execute_trial(
             self._objective, flight.trial_id, flight.config, self._metric, node=NODE
         )
