@@ -34,6 +34,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -137,7 +138,8 @@ def connect(
     bootstrap = _bootstrap(target, named)
     if bootstrap is None:
         notify(f"starting Ray ({_local_cpus()} CPUs) ...")
-        ray.init(address=target, include_dashboard=False, **init)
+        with _fork_unwarned():
+            ray.init(address=target, include_dashboard=False, **init)
         return True
     if target is None or target == "auto":
         named = f"{bootstrap}, the cluster Ray found on this machine (from `ray start`)"
@@ -232,11 +234,21 @@ def _wait_for_port(host: str, port: int, timeout_s: float, named: str) -> None:
 
 def _init(address: str, named: str, init: Mapping[str, Any], hint: str = "") -> None:
     try:
-        ray.init(address=address, **init)
+        with _fork_unwarned():
+            ray.init(address=address, **init)
     except ConnectionError as exc:
         raise RayConnectError(
             f"cannot connect to Ray at {named}: {_first_line(exc)}{hint}"
         ) from None
+
+
+@contextlib.contextmanager
+def _fork_unwarned() -> Iterator[None]:
+    """Leave out Python's warning about a fork in a process with threads (JAX's, say):
+    Ray forks only to exec its own processes, which run no Python of the parent."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
+        yield
 
 
 @contextlib.contextmanager
