@@ -67,8 +67,8 @@ def _mse(observable: Any, target: Any) -> Any:
 
 
 # Compiled functions per worker process, keyed by the pickled settings: a function
-# shipped by value (defined in a script) is a new object in every task, so keying
-# on identity would recompile every step.
+# shipped by value (defined in a script) is a new object whenever a unit is
+# unpickled (after a resume, in a restarted process), so identity is no key.
 _COMPILED: dict[str, tuple[Any, Any, Any]] = {}
 
 

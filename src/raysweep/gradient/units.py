@@ -3,8 +3,11 @@
 A :class:`Simulator` turns parameters into observables (trajectories, energies)
 and carries a state from one run to the next; an :class:`Objective` turns the
 observables it declares into a loss and a gradient, or answers :class:`NotReady`.
-Both are plain picklable objects: the optimizer ships them to Ray tasks, so they
-hold configuration only, never open files or live handles.
+Both are plain picklable objects: the optimizer ships them to Ray worker
+processes, so they hold configuration only, never open files or live handles.
+A unit stays in one worker process for the whole run, so what it caches at
+module level (imports, JIT-compiled functions) is reused from step to step;
+everything that must survive a crash (its state) goes back to the driver.
 
 Names route the data. ``Simulator.create_n(3, name="md")`` makes ``md.0``,
 ``md.1`` and ``md.2``; the observable ``trajectory`` of ``md.1`` is known as
@@ -94,14 +97,15 @@ class _Unit:
 class Simulator(_Unit, abc.ABC):
     """Base class of simulators: subclass it, list ``exposes`` and write :meth:`run`.
 
-    A simulator runs as a Ray task each time fresh observables are needed. It
-    receives the current parameters and the state its previous run returned
-    (``None`` the first time), so a trajectory can continue where it stopped.
+    A simulator runs (in its worker process, the same every step) each time
+    fresh observables are needed. It receives the current parameters and the
+    state its previous run returned (``None`` the first time), so a trajectory
+    can continue where it stopped.
 
     Attributes:
         exposes: names of the observables every :meth:`run` returns (class level).
-        name: unique name of this instance, also the Ray task name.
-        scheduler_hints: resources and retries of its tasks.
+        name: unique name of this instance, also the name of its calls in Ray.
+        scheduler_hints: resources of its worker process and retries of its runs.
         replica: index of this instance in :meth:`create_n` (0 when made alone);
             handy as a random seed.
 
@@ -197,7 +201,7 @@ class Objective(_Unit, abc.ABC):
     Attributes:
         name: unique name; the key of its loss in the stored steps.
         required_observables: qualified names of the observables it reads.
-        scheduler_hints: resources and retries of its tasks.
+        scheduler_hints: resources of its worker process and retries of its calls.
         reuse_observables: whether it may be handed observables simulated at
             earlier parameters (True for reweighting objectives such as DiffTRe,
             which answer :class:`NotReady` when they are too stale). When every
