@@ -24,7 +24,7 @@ from raysweep.errors import (
 from raysweep.store import ExperimentStore, Location
 from raysweep.sweep.callbacks import CallbackGuard, ExperimentInfo
 from raysweep.sweep.config import SweepConfig, run_args_doc, run_signature
-from raysweep.sweep.execution import Backend, WallClock
+from raysweep.sweep.execution import Backend, WallClock, capacity_note
 from raysweep.sweep.result import Result
 from raysweep.sweep.runner import Runner, RunnerOptions
 from raysweep.sweep.searchers import SearchContext, Searcher
@@ -102,11 +102,19 @@ def execute(config: SweepConfig) -> Result:
     if backend is None:
         from raysweep.sweep.execution.ray_backend import RayBackend
 
-        backend = RayBackend(address=config.address, runtime_env=config.runtime_env)
+        backend = RayBackend(
+            address=config.address,
+            runtime_env=config.runtime_env,
+            connect_timeout_s=config.connect_timeout_s,
+        )
     try:
         backend.start(guard.on_note)
         backend.prepare(config.objective.fn, metric=config.metric, hints=config.resources)
-        concurrency = config.max_concurrent or backend.default_concurrency(config.resources)
+        capacity = backend.default_concurrency(config.resources)
+        concurrency = config.max_concurrent or capacity
+        note = capacity_note(concurrency, capacity)
+        if note is not None:
+            guard.on_note(note)
         spec = {**config.to_spec(), "max_concurrent": concurrency}
         if store is None:
             store = location.create(spec)

@@ -169,7 +169,8 @@ class SweepConfig:
         annotation="Mapping[str, Any] | Resources",
     ))  # fmt: skip
     timeout_s: float | None = field(metadata=_option(
-        doc="per-trial wall-clock limit in seconds; a trial past it FAILS",
+        doc="per-trial wall-clock limit in seconds, counted from the trial's start on a "
+        "worker (time queued for resources does not count); a trial past it FAILS",
         check=checks.seconds, annotation="float | None",
     ))  # fmt: skip
     max_failures: int | None = field(metadata=_option(
@@ -204,6 +205,13 @@ class SweepConfig:
         check=checks.address, **_INVOCATION, annotation="str | None",
         flag="Ray cluster to join, e.g. 'auto' or 'ray://head:10001' (default: "
         "RAY_ADDRESS, else a new local Ray).",
+    ))  # fmt: skip
+    connect_timeout_s: float | None = field(metadata=_option(
+        doc="seconds to wait for the Ray cluster at address (or RAY_ADDRESS) to answer "
+        "(default: RAYSWEEP_CONNECT_TIMEOUT_S, else 30)",
+        check=checks.seconds, **_INVOCATION, annotation="float | None",
+        flag="Seconds to wait for the Ray cluster at --address to answer (default: "
+        "RAYSWEEP_CONNECT_TIMEOUT_S, else 30).",
     ))  # fmt: skip
     # -- this invocation -----------------------------------------------------------------
     resume: bool = field(metadata=_option(
