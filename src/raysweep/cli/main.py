@@ -182,7 +182,11 @@ def _override_flags(command: Callable[..., None]) -> Callable[..., None]:
     from raysweep.sweep import _config_checks as checks
     from raysweep.sweep.config import SweepConfig
 
-    types: dict[Any, Any] = {checks.positive_int: click.IntRange(min=1), checks.seed: int}
+    types: dict[Any, Any] = {
+        checks.positive_int: click.IntRange(min=1),
+        checks.seed: int,
+        checks.seconds: float,
+    }
     for key, opt in reversed(SweepConfig.options().items()):
         if opt.flag is None:
             continue
