@@ -227,7 +227,8 @@ def _wait_for_port(host: str, port: int, timeout_s: float, named: str) -> None:
             raise RayConnectError(
                 f"cannot connect to Ray at {named}: nothing answered within {timeout_s:g} s "
                 f"({reason.lower()}); is a Ray head running there (`ray start --head` prints "
-                f"its address)? Raise connect_timeout_s (CLI: --connect-timeout-s, or {CONNECT_TIMEOUT_ENV}) to wait longer"
+                f"its address)? Raise connect_timeout_s (CLI: --connect-timeout-s, or "
+                f"{CONNECT_TIMEOUT_ENV}) to wait longer"
             )
         time.sleep(min(_RETRY_S, left))
 
