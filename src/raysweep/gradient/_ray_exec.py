@@ -17,12 +17,9 @@ fetches them inside its host. Large trajectories never travel through the driver
 
 from __future__ import annotations
 
-import logging
-import os
 import re
 import time
 import uuid
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,21 +81,16 @@ class TaskFailed:
 def ensure_ray(address: str | None, runtime_env: Mapping[str, Any] | None) -> bool:
     """Connect to Ray unless this process already is; True if this call started it.
 
-    Ray's own progress lines (INFO) are left out: a run shows what the caller prints.
+    Joined or started as the sweep half does it (``raysweep._ray.connect``): an
+    address that does not answer fails in bounded time, and neither Ray's
+    progress lines (INFO) nor JAX's fork warning reach the terminal.
+
+    Raises:
+        RayConnectError: the cluster at ``address`` (or ``RAY_ADDRESS``) did not answer.
     """
-    if ray.is_initialized():
-        return False
-    with warnings.catch_warnings():
-        # Ray starts its processes by fork + exec. JAX warns about any fork once it
-        # runs threads, for the sake of children that go on running Python; these don't.
-        warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
-        ray.init(
-            address=address or os.environ.get("RAY_ADDRESS") or None,
-            runtime_env=dict(runtime_env) if runtime_env else None,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-        )
-    return True
+    from raysweep._ray import connect
+
+    return connect(address, runtime_env)
 
 
 def shutdown() -> None:

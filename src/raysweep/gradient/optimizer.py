@@ -175,10 +175,13 @@ class RayOptimizer:
             The output of the last step, with ``history`` of every step.
 
         Raises:
-            StepFailedError: a step could not complete (see the message).
+            StepFailedError: a step could not complete: a unit failed past its
+                retries, an objective stayed not ready, or returned a gradient
+                unlike the params (see the message).
             NonFiniteGradientError: a ``RuntimeError``: NaN/Inf in the gradient.
             ExperimentExistsError / ExperimentNotFoundError / ExperimentMismatchError:
                 the store does not fit the request (see ``resume``).
+            RayConnectError: the Ray cluster at ``address`` did not answer.
         """
         if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
             raise SpecError(f"n_steps must be a whole number >= 1, got {n_steps!r}")
