@@ -1,4 +1,5 @@
-"""Everything the gradient optimizer asks of Ray; the one module here that imports it.
+"""Everything the gradient optimizer asks of Ray; the one module here that imports it
+(``raysweep._ray``, shared with the sweep half, joins or starts Ray).
 
 Units run in *hosts*: Ray actors created once per run (see ``_placement`` for how
 many, with which resources, and which units each runs). A unit therefore runs
