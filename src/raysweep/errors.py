@@ -79,8 +79,10 @@ class RayConnectError(RaysweepError, ConnectionError):
 
 
 class StepFailedError(RaysweepError):
-    """Raised by the gradient optimizer when a step cannot complete: a simulator
-    failed past its retries, or an objective stayed not ready."""
+    """Raised by the gradient optimizer when a step cannot complete: a unit failed
+    (or its process died) past its retries, an objective stayed not ready, or an
+    objective returned a gradient unlike the params. The message names the step,
+    the unit and the reason in one line."""
 
 
 class StoreError(RaysweepError):
