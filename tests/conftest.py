@@ -14,6 +14,8 @@ them slower, not red.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +41,25 @@ def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"waited {timeout_s:g} s for {what}")
         time.sleep(poll_s)
+
+
+def run_python(
+    code: str, *, cwd: Path = REPO_ROOT, timeout: float = 240, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter with the repository importable, as a user's
+    script would run: its own local Ray (``RAY_ADDRESS`` removed), ``env`` added."""
+    environ = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src")])
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def process_ended(pid: int) -> bool:

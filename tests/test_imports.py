@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_python
 
 HEAVY = ("ray", "pandas", "scipy", "jax", "optax", "torch", "rich", "click")
 
 
 def _modules_after(code: str) -> set[str]:
     """The module names loaded by a fresh interpreter after running ``code``."""
-    script = f"import sys\n{code}\nprint('\\n'.join(sorted(sys.modules)))"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src")]))
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    proc = run_python(f"import sys\n{code}\nprint('\\n'.join(sorted(sys.modules)))")
+    assert proc.returncode == 0, proc.stderr
     return set(proc.stdout.split())
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_python
 
 _SCRIPT = textwrap.dedent(
     """
@@ -43,16 +40,7 @@ _SCRIPT = textwrap.dedent(
 
 def test_gradient_package_imports_without_jax_and_names_the_extra() -> None:
     """Without JAX/optax the package imports and features needing them name raysweep[jax]."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src")]))
-    proc = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = run_python(_SCRIPT)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines == [

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import run_python
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -56,17 +53,7 @@ _SCRIPT = textwrap.dedent(
 
 def test_runs_print_no_fork_warnings_ray_info_or_unhandled_errors() -> None:
     """A subprocess's runs show no fork warning, no Ray INFO line, no "Unhandled error"."""
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src")])
-    proc = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    proc = run_python(_SCRIPT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
         "first run: 2 steps",
