@@ -106,3 +106,60 @@ def test_resume_with_more_trials_extends(ray_session: None, tmp_path: Path) -> N
     data = json.loads(invoke("export", str(storage / "ext")))
     assert [t["trial_id"] for t in data["trials"]] == [0, 1, 2, 3, 4]
     assert not (tmp_path / "sweep" / "runs").exists()
+
+
+def _cli_in_a_fresh_process(folder: Path, *, terminal: bool) -> str:
+    """Run ``raysweep run sweep.yaml`` in its own process (its own Ray); return what it
+    printed. With ``terminal``, its output is a pseudo-terminal, as for a user."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), env.get("PYTHONPATH", "")])
+    env.update(COLUMNS="120", TERM="xterm")
+    command = [sys.executable, "-m", "raysweep.cli", "run", str(folder / "sweep.yaml")]
+    if not terminal:
+        proc = subprocess.run(
+            command, cwd=folder, env=env, capture_output=True, text=True, timeout=240
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(command, cwd=folder, env=env, stdout=follower, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=240) == 0
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_output_says_what_happens_from_the_start_in_logs(tmp_path: Path) -> None:
+    """In a log, the first line says Ray is starting, then plain progress lines, then the best."""
+    sweep_folder(tmp_path / "sweep")
+    lines = _cli_in_a_fresh_process(tmp_path / "sweep", terminal=False).splitlines()
+    assert lines[0].startswith("starting Ray (")
+    assert lines[1].startswith("experiment cli: 4 trials, 2 at a time, minimizing loss")
+    assert any("completed loss=" in line for line in lines)
+    assert any(line.startswith("best trial ") for line in lines)
+
+
+def test_output_on_a_terminal_is_the_live_display(tmp_path: Path) -> None:
+    """On a terminal the notes come first and the live display draws counts and the best."""
+    sweep_folder(tmp_path / "sweep")
+    text = _cli_in_a_fresh_process(tmp_path / "sweep", terminal=True)
+    assert text.index("starting Ray (") < text.index("best ")
+    assert "running" in text
+    assert "completed 4" in text
+    assert "\x1b[" in text  # the display redraws with terminal control sequences
