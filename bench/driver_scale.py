@@ -61,6 +61,7 @@ def sweep(trials: int, in_flight: int, storage: str) -> tuple[rs.Result, float]:
         timeout_s=24 * 3600.0,  # never reached; a real sweep sets one, so its cost is counted
         max_failures=100,  # likewise
         backend=backend,  # run() takes the backend's virtual clock
+        verbose=0,  # the driver alone: no progress display
     )
     return result, time.perf_counter() - start
 

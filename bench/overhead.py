@@ -65,6 +65,7 @@ def with_raysweep(n: int, window: int, storage: str, name: str) -> float:
         seed=0,
         name=name,
         storage=storage,
+        verbose=0,  # the runner alone: no progress display
     )
     elapsed = time.perf_counter() - start
     assert result.count(rs.TrialState.COMPLETED) == n
