@@ -128,7 +128,7 @@ BROKEN: dict[str, tuple[Callable[[Path], object], str]] = {
     "no spec": (_no_spec, "holds no experiment specification"),
     "spec not json": (_spec_not_json, "meta 'spec' is not valid JSON"),
     "spec mode": (_spec_mode, "stored spec: mode: expected 'min' or 'max', got 'up'"),
-    "spec space": (_spec_space, "stored spec: a search space in JSON is an object"),
+    "spec space": (_spec_space, "stored spec: space: a search space in JSON is an object"),
     "spec kind": (_spec_kind, "stored spec: kind"),
     "unknown trial state": (_bad_state, "trial 1 has the unknown state 'RUNING'"),
     "trial config": (_bad_config, "the config of trial 2 is not valid JSON"),

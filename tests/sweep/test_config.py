@@ -179,3 +179,14 @@ def test_a_second_clock_beside_the_simulators_is_refused() -> None:
     with pytest.raises(SpecError, match="clock: the backend keeps its own time"):
         build(backend=backend, clock=FakeClock())
     assert build(backend=backend, clock=backend.clock()).clock is backend.clock()
+
+
+def test_a_stored_spec_is_checked_by_the_same_rules() -> None:
+    """Readers check a stored spec with the options' own checks, importing nothing."""
+    spec = build(searcher="sobol", searcher_options={"scramble": False}, seed=2).to_spec()
+    spec["objective"] = "module_that_does_not_exist:f"
+    SweepConfig.check_stored(spec)  # a good spec passes; the objective is not imported
+    with pytest.raises(SpecError, match=r"^stop\.patience: expected a positive integer"):
+        SweepConfig.check_stored({**spec, "stop": {"patience": 0}})
+    with pytest.raises(SpecError, match=r"^searcher: expected a mapping"):
+        SweepConfig.check_stored({**spec, "searcher": ["sobol"]})

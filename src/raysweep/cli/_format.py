@@ -70,21 +70,9 @@ def _check_spec(spec: Mapping[str, Any]) -> None:
                 raise SpecError(f"{key}: expected a list of names, got {names!r}")
         _check_count(spec, "n_steps")
         return
-    from raysweep.objectives import Objectives
-    from raysweep.sweep.space import SearchSpace
+    from raysweep.sweep.config import SweepConfig
 
-    Objectives.parse(spec.get("metric", "loss"), spec.get("mode", "min"))
-    _check_count(spec, "num_trials")
-    if "space" in spec:
-        SearchSpace.from_json(spec["space"])
-    searcher = spec.get("searcher")
-    if not (searcher is None or isinstance(searcher, str | Mapping)):
-        raise SpecError(f"searcher: expected a name or {{name: ...}}, got {searcher!r}")
-    constraints = spec.get("constraints")
-    if constraints is not None and not (
-        isinstance(constraints, list) and all(isinstance(c, str) for c in constraints)
-    ):
-        raise SpecError(f"constraints: expected a list of strings, got {constraints!r}")
+    SweepConfig.check_stored(spec)  # the rules the values were given under
 
 
 def _check_count(spec: Mapping[str, Any], key: str) -> None:

@@ -80,6 +80,24 @@ class ObjectiveRef:
     ref: str
     modules: tuple[str, ...] = ()
 
+    @classmethod
+    def stored(cls, ref: Any) -> ObjectiveRef:
+        """The reference a stored spec holds, checked but not imported: readers
+        (``status``, ``export``) must never run a user's module."""
+        ref = expect_str(ref, what="'module:function'")
+
+        def not_imported(config: dict[str, Any]) -> Any:
+            raise SpecError(f"objective {ref!r} was read from a stored spec, not imported")
+
+        return cls(not_imported, ref)
+
+
+def searcher_from_json(value: Any) -> Any:
+    """The stored ``{"name": ..., "options": {...}}`` as the searcher option takes it."""
+    stored = dict(expect_mapping(value, "{name: random, options: {}}"))
+    options = expect_mapping(stored.pop("options", {}), "{seed: 0}")
+    return {**stored, **options}
+
 
 @dataclass(frozen=True, slots=True)
 class SearcherChoice:
@@ -188,7 +206,10 @@ def constraints(value: Any, ctx: Context) -> ConstraintSet:
         value = [value]
     if not isinstance(value, list | tuple) or not all(isinstance(c, str) for c in value):
         raise SpecError(f"expected a list of strings such as ['x + y <= 1'], got {describe(value)}")
-    return ConstraintSet(list(value), ctx.values["space"])
+    space = ctx.values.get("space")
+    if space is None:
+        raise SpecError("constraints need a search space to refer to")
+    return ConstraintSet(list(value), space)
 
 
 def searcher_options(value: Any, ctx: Context) -> dict[str, Any]:

@@ -70,6 +70,7 @@ class Option:
         in_file: a key of sweep files.
         on_resume: see :class:`OnResume`; ``NOT_STORED`` options are not in the spec.
         to_json: the stored form of the normal form (default: as is).
+        from_json: the stored form back to a value ``check`` takes (default: as is).
         flag: help text of a ``raysweep run`` override flag (``None``: no flag).
         annotation: the type shown in ``run``'s signature.
     """
@@ -82,6 +83,7 @@ class Option:
     in_file: bool = True
     on_resume: OnResume = OnResume.UPDATE
     to_json: Callable[[Any], Any] | None = None
+    from_json: Callable[[Any], Any] | None = None
     flag: str | None = None
     annotation: str = "Any"
 
@@ -113,13 +115,15 @@ class SweepConfig:
         doc="fn(config) -> float | dict of metrics, or 'module:function'; may call "
         "raysweep.report() for intermediate results",
         check=checks.objective, required=True, on_resume=OnResume.UPDATE,
-        to_json=lambda ref: ref.ref, annotation="Callable[[dict[str, Any]], Any] | str",
+        to_json=lambda ref: ref.ref, from_json=ObjectiveRef.stored,
+        annotation="Callable[[dict[str, Any]], Any] | str",
     ))  # fmt: skip
     space: SearchSpace = field(metadata=_option(
         doc="a dict of domains (rs.uniform(...)), fixed values, YAML-style mappings, "
         "an Ax parameter list, or a .json/.yaml file",
         check=checks.space, required=True, on_resume=OnResume.KEEP,
-        to_json=SearchSpace.to_json, annotation="Mapping[str, Any] | list[dict[str, Any]] | str",
+        to_json=SearchSpace.to_json, from_json=SearchSpace.from_json,
+        annotation="Mapping[str, Any] | list[dict[str, Any]] | str",
     ))  # fmt: skip
     metric: str = field(metadata=_option(
         doc="the metric to optimize", check=checks.metric, default="loss",
@@ -142,6 +146,7 @@ class SweepConfig:
     searcher: SearcherChoice = field(metadata=_option(
         doc="'random', 'grid', 'sobol', {name: ..., <option>: ...}, or a Searcher instance",
         check=checks.searcher, default="random", to_json=SearcherChoice.to_json,
+        from_json=checks.searcher_from_json,
         annotation="str | Mapping[str, Any] | Searcher",
     ))  # fmt: skip
     scheduler: str = field(metadata=_option(
@@ -294,6 +299,26 @@ class SweepConfig:
         for rule in _RULES:
             rule(config)
         return config
+
+    @classmethod
+    def check_stored(cls, spec: Mapping[str, Any]) -> None:
+        """Check a stored spec by the rules its values were given under, for readers
+        of a store someone may have edited by hand; the objective is not imported.
+
+        Raises:
+            SpecError: ``"<option>: <problem>"`` for the first bad value.
+        """
+        ctx = Context()
+        for key, opt in cls.options().items():
+            value = spec.get(key)
+            if not opt.stored or value is None:
+                continue
+            if opt.from_json is not None:
+                try:
+                    value = opt.from_json(value)
+                except SpecError as exc:
+                    raise SpecError(f"{key}: {exc}") from None
+            ctx.values[key] = _checked(key, opt, value, ctx)
 
     def replace(self, **changes: Any) -> SweepConfig:
         """This config with some options changed, checked again (``None`` keeps a value).
