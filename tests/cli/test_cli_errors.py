@@ -88,7 +88,7 @@ def assert_one_line_error(
         ({}, "import math\nboom = 1 / 0\n", ("objective", "objective.py:2", "ZeroDivisionError")),
         ({"space": {"x": {"type": "uniform", "low": 3, "high": 1}}}, OBJECTIVE, ("space", "'x'")),
         ({"constraints": ["x + z <= 1"]}, OBJECTIVE, ("constraints", "'z'")),
-        ({"searcher": "bayesopt"}, OBJECTIVE, ("searcher", "'bayesopt'")),
+        ({"searcher": "hyperopt"}, OBJECTIVE, ("searcher", "'hyperopt'")),
         ({"resources": {"gpus": 1}}, OBJECTIVE, ("resources", "'gpus'")),
         ({"name": "a\nb"}, OBJECTIVE, ("name", "folder name")),
         ({"name": "x" * 300}, OBJECTIVE, ("name", "at most 200")),

@@ -115,6 +115,12 @@ class SearcherChoice:
             self.instance if self.instance is not None else make_searcher(self.name, self.options)
         )
 
+    def searcher_class(self) -> type[Searcher]:
+        """The class that :meth:`build` instantiates (for its capabilities)."""
+        from raysweep.sweep.searchers import searcher_class
+
+        return type(self.instance) if self.instance is not None else searcher_class(self.name)
+
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "options": dict(self.options)}
 
@@ -249,7 +255,10 @@ def searcher(value: Any, ctx: Context) -> SearcherChoice:
         if key in options and options[key] != item:
             raise SpecError(f"option {key!r} is given twice, as {options[key]!r} and {item!r}")
         options[key] = item
-    make_searcher(name, options)  # refuses an unknown name or option, naming the valid ones
+    from raysweep.sweep.searchers import canonical_name
+
+    name = canonical_name(name)  # refuses an unknown name, naming the closest valid one
+    make_searcher(name, options)  # refuses an unknown option or a missing extra
     return SearcherChoice(name, options)
 
 

@@ -144,7 +144,9 @@ class SweepConfig:
         annotation="Mapping[str, Any]",
     ))  # fmt: skip
     searcher: SearcherChoice = field(metadata=_option(
-        doc="'random', 'grid', 'sobol', {name: ..., <option>: ...}, or a Searcher instance",
+        doc="'auto' (a model-based choice by space, budget and parallelism), 'tpe', 'gp', "
+        "'cmaes', 'qmc', 'nsga2', 'nsga3', 'ax', 'hebo', 'bayesopt', 'random', 'grid', "
+        "'sobol', {name: ..., <option>: ...}, or a Searcher instance",
         check=checks.searcher, default="random", to_json=SearcherChoice.to_json,
         from_json=checks.searcher_from_json,
         annotation="str | Mapping[str, Any] | Searcher",
@@ -452,6 +454,31 @@ def _feasible(config: SweepConfig) -> None:
     )
 
 
+def _searcher_fits(config: SweepConfig) -> None:
+    """A searcher given what it cannot optimize fails at start, naming ones that can."""
+    from raysweep.sweep.searchers import SEARCHERS, searcher_class
+
+    cls = config.searcher.searcher_class()
+    needs = []
+    if len(config.objectives) > 1 and not cls.multi_objective:
+        needs.append(("multi_objective", f"{len(config.objectives)} metrics"))
+    if config.space.conditional and not cls.conditional:
+        needs.append(("conditional", "a conditional space (parameters with 'when')"))
+    for attr, what in needs:
+        able = [n for n in SEARCHERS if _has(searcher_class, n, attr)]
+        raise SpecError(
+            f"searcher: {config.searcher.name!r} cannot optimize {what}; use one of: "
+            f"{', '.join(able)}"
+        )
+
+
+def _has(get: Callable[[str], type[Any]], name: str, attr: str) -> bool:
+    try:
+        return bool(getattr(get(name), attr))
+    except ImportError:
+        return False
+
+
 def _one_clock(config: SweepConfig) -> None:
     """A backend with its own time (the simulator) is measured by that time only."""
     own = config.backend.clock() if config.backend is not None else None
@@ -469,6 +496,7 @@ def _locatable(config: SweepConfig) -> None:
 
 _RULES: tuple[Callable[[SweepConfig], None], ...] = (
     _bounded,
+    _searcher_fits,
     _force_with_resume,
     _one_clock,
     _locatable,

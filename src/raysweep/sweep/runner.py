@@ -151,14 +151,17 @@ class Runner:
         started: list[Trial] = []
         while len(self._running) + len(started) < self.options.max_concurrent:
             if self._requeue:
-                started.append(self.study.restart(self._requeue.popleft(), now))
+                trial = self.study.restart(self._requeue.popleft(), now)
             elif self.study.can_ask():
-                trial = self.study.ask(now)
-                if trial is None:
+                maybe = self.study.ask(now)
+                if maybe is None:
                     break
-                started.append(trial)
+                trial = maybe
             else:
                 break
+            # Before the next ask, so the searcher counts this one as pending.
+            self.study.searcher.on_trial_start(trial)
+            started.append(trial)
         return started
 
     def _dispatch(self, started: list[Trial]) -> None:

@@ -97,11 +97,11 @@ def test_make_searcher_builds_each_named_searcher() -> None:
 
 
 def test_make_searcher_refuses_unknown_names() -> None:
-    """An unknown name is an error listing the valid ones."""
+    """An unknown name is an error with the closest valid one and the valid ones."""
     with pytest.raises(
-        SpecError, match=r"unknown searcher 'tpe'; valid names: grid, random, sobol"
+        SpecError, match=r"unknown searcher 'tpee' \(did you mean 'tpe'\?\); valid names: auto, "
     ):
-        make_searcher("tpe")
+        make_searcher("tpee")
     with pytest.raises(SpecError, match="a searcher is a name"):
         make_searcher(3)  # type: ignore[arg-type]
 

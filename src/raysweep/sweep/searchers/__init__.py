@@ -17,6 +17,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from raysweep._checks import did_you_mean
 from raysweep.errors import SpecError
 from raysweep.sweep.searchers._base import SearchContext, Searcher
 from raysweep.sweep.searchers.grid import GridSearcher
@@ -29,15 +30,68 @@ __all__ = [
     "SearchContext",
     "Searcher",
     "SobolSearcher",
+    "canonical_name",
     "make_searcher",
+    "searcher_class",
 ]
 
-#: Searcher name (as in the CLI and YAML) -> "module:Class", imported on use.
+#: Searcher name (as in the CLI and YAML) -> "module:Class", imported on use. The
+#: modules of searchers built on optional libraries import them only when a
+#: searcher is constructed, so listing, help and did-you-mean never need them.
 SEARCHERS: dict[str, str] = {
-    "grid": "raysweep.sweep.searchers.grid:GridSearcher",
+    "auto": "raysweep.sweep.searchers.auto:AutoSearcher",
     "random": "raysweep.sweep.searchers.random:RandomSearcher",
+    "grid": "raysweep.sweep.searchers.grid:GridSearcher",
     "sobol": "raysweep.sweep.searchers.sobol:SobolSearcher",
+    "tpe": "raysweep.sweep.searchers.optuna_samplers:TPESearcher",
+    "gp": "raysweep.sweep.searchers.optuna_samplers:GPSearcher",
+    "cmaes": "raysweep.sweep.searchers.optuna_samplers:CmaEsSearcher",
+    "qmc": "raysweep.sweep.searchers.optuna_samplers:QMCSearcher",
+    "nsga2": "raysweep.sweep.searchers.optuna_samplers:NSGA2Searcher",
+    "nsga3": "raysweep.sweep.searchers.optuna_samplers:NSGA3Searcher",
+    "ax": "raysweep.sweep.searchers.ax_client:AxSearcher",
+    "hebo": "raysweep.sweep.searchers.hebo_search:HEBOSearcher",
+    "bayesopt": "raysweep.sweep.searchers.bayesopt:BayesOptSearcher",
 }
+#: Names users bring from other tools, for the one they mean here.
+ALIASES: dict[str, str] = {
+    "optuna": "tpe",
+    "botorch": "ax",
+    "bayesianoptimization": "bayesopt",
+    "nsgaii": "nsga2",
+    "nsgaiii": "nsga3",
+}
+
+
+def searcher_class(name: str) -> type[Searcher]:
+    """The class registered under ``name`` (any case, or an alias), imported now.
+
+    Raises:
+        SpecError: for an unknown name, with the closest valid one.
+    """
+    key = canonical_name(name)
+    module_name, _, class_name = SEARCHERS[key].partition(":")
+    cls: type[Searcher] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def canonical_name(name: Any) -> str:
+    """``name`` as registered: case-insensitive, aliases resolved.
+
+    Raises:
+        SpecError: for an unknown name, with a did-you-mean and the valid names.
+    """
+    valid = ", ".join(SEARCHERS)
+    if not isinstance(name, str):
+        raise SpecError(f"a searcher is a name ({valid}) or a Searcher instance, got {name!r}")
+    key = name.strip().lower().replace("_", "").replace("-", "")
+    key = ALIASES.get(key, key)
+    if key in SEARCHERS:
+        return key
+    raise SpecError(
+        f"unknown searcher {name!r}{did_you_mean(key, [*SEARCHERS, *ALIASES])}; "
+        f"valid names: {valid}"
+    )
 
 
 def _check_options(name: str, cls: type[Searcher], options: Mapping[str, Any]) -> None:
@@ -62,8 +116,8 @@ def make_searcher(spec: str | Searcher, options: Mapping[str, Any] | None = None
     """A searcher from its name and options, or ``spec`` itself if it is one.
 
     Args:
-        spec: a name from :data:`SEARCHERS` (``"random"``, ``"grid"``, ``"sobol"``, ...)
-            or a :class:`Searcher` instance.
+        spec: a name from :data:`SEARCHERS` (``"auto"``, ``"tpe"``, ``"gp"``, ``"ax"``,
+            ``"random"``, ...; any case) or a :class:`Searcher` instance.
         options: constructor arguments for a named searcher, e.g. ``{"seed": 0}``.
 
     Raises:
@@ -81,15 +135,9 @@ def make_searcher(spec: str | Searcher, options: Mapping[str, Any] | None = None
                 "instance given; pass them to its constructor"
             )
         return spec
-    valid = ", ".join(sorted(SEARCHERS))
-    if not isinstance(spec, str):
-        raise SpecError(f"a searcher is a name ({valid}) or a Searcher instance, got {spec!r}")
-    target = SEARCHERS.get(spec)
-    if target is None:
-        raise SpecError(f"unknown searcher {spec!r}; valid names: {valid}")
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    key = canonical_name(spec)
+    cls = searcher_class(key)
     options = dict(options or {})
-    _check_options(spec, cls, options)
+    _check_options(key, cls, options)
     searcher: Searcher = cls(**options)
     return searcher

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from raysweep.objectives import Objectives, OptimizesObjectives
 
@@ -54,6 +54,12 @@ class Searcher(abc.ABC):
 
     #: The name under which the CLI and YAML know this searcher.
     name: str = ""
+    #: Whether it optimizes several metrics at once (a Pareto front); a searcher
+    #: without it given two metrics is refused at start.
+    multi_objective: ClassVar[bool] = False
+    #: Whether it proposes configurations of conditional spaces (parameters with
+    #: ``when``) correctly; a searcher without it is refused such a space at start.
+    conditional: ClassVar[bool] = False
 
     def setup(self, ctx: SearchContext) -> None:
         """Receive the space, constraints and objective before the first suggestion."""
@@ -63,6 +69,14 @@ class Searcher(abc.ABC):
     def suggest(self, trial_id: int) -> dict[str, Any] | None:
         """Propose the full configuration for ``trial_id``, or ``None`` when the
         searcher has nothing more to propose (an exhausted grid)."""
+
+    def on_trial_start(self, trial: Trial) -> None:  # noqa: B027 - optional hook, no-op by default
+        """``trial`` was dispatched and is now pending: a new suggestion, another
+        attempt of a lost one, or (on resume) one that was running at the crash.
+
+        Called for every dispatch, so it must be idempotent. Model-based searchers
+        count pending trials here so that parallel suggestions differ.
+        """
 
     def on_trial_complete(self, trial: Trial) -> None:  # noqa: B027 - optional hook, no-op by default
         """A trial COMPLETED; ``trial.metrics[ctx.metric]`` is a finite float."""
@@ -83,8 +97,10 @@ class Searcher(abc.ABC):
     def restore(self, trials: Sequence[Trial]) -> None:
         """Replay stored trials after a resume, in id order.
 
-        The default tells every finished trial through the ordinary hooks, so a
-        model-based searcher rebuilds its model from the history.
+        The default tells every trial through the ordinary hooks, so a
+        model-based searcher rebuilds its model from the history: completed
+        trials with their values, failed and pruned ones as failed, and those the
+        resume runs again (running at the crash, abandoned, pending) as pending.
         """
         from raysweep.trial import TrialState
 
@@ -93,3 +109,5 @@ class Searcher(abc.ABC):
                 self.on_trial_complete(trial)
             elif trial.state in (TrialState.FAILED, TrialState.PRUNED):
                 self.on_trial_error(trial)
+            elif trial.state.needs_rerun():
+                self.on_trial_start(trial)

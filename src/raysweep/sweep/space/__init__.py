@@ -340,6 +340,16 @@ class SearchSpace(Mapping[str, Domain]):
         return self._free
 
     @property
+    def conditional(self) -> bool:
+        """Whether some parameter is searched only under a condition (``when``)."""
+        return False
+
+    def active(self, name: str, config: Mapping[str, Any]) -> bool:
+        """Whether parameter ``name`` takes a value given the values in ``config``
+        (those of the parameters before it); always true without conditions."""
+        return name in self._params
+
+    @property
     def fixed(self) -> dict[str, Any]:
         """The constant parameters and their values."""
         return {n: d.from_unit(0.0) for n, d in self._params.items() if isinstance(d, Fixed)}

@@ -93,6 +93,10 @@ def _json_problem(value: Any, nested: bool) -> str | None:
     return f"{value!r} is a {type(value).__name__}; expected str, int, float, bool or None"
 
 
+def _clip_unit(u: float) -> float:
+    return min(max(u, 0.0), 1.0)
+
+
 class Domain(abc.ABC):
     """Base of all domains: frozen value objects, equal when their content is."""
 
@@ -111,6 +115,12 @@ class Domain(abc.ABC):
     @abc.abstractmethod
     def contains(self, value: Any) -> bool:
         """Whether ``value`` is one this domain can produce."""
+
+    def to_unit(self, value: Any) -> float:
+        """A unit coordinate that :meth:`from_unit` maps back to ``value`` (the
+        middle of its cell for discrete domains); for searchers that work in the
+        unit cube and must be told stored configurations."""
+        return 0.5
 
     @abc.abstractmethod
     def to_json(self) -> dict[str, Any]:
@@ -200,6 +210,10 @@ class Uniform(_Range):
         low, high = float(self.low), float(self.high)
         return min(low + u * (high - low), high)
 
+    def to_unit(self, value: Any) -> float:
+        low, high = float(self.low), float(self.high)
+        return _clip_unit((float(value) - low) / (high - low))
+
 
 @dataclass(frozen=True, slots=True)
 class LogUniform(_Range):
@@ -216,6 +230,10 @@ class LogUniform(_Range):
         lo, hi = math.log(self.low), math.log(self.high)
         return min(max(math.exp(lo + u * (hi - lo)), float(self.low)), float(self.high))
 
+    def to_unit(self, value: Any) -> float:
+        lo, hi = math.log(self.low), math.log(self.high)
+        return _clip_unit((math.log(float(value)) - lo) / (hi - lo))
+
 
 @dataclass(frozen=True, slots=True)
 class RandInt(_Range):
@@ -229,6 +247,9 @@ class RandInt(_Range):
     def from_unit(self, u: float) -> int:
         n = self.high - self.low + 1
         return int(self.low + min(int(u * n), n - 1))
+
+    def to_unit(self, value: Any) -> float:
+        return _clip_unit((int(value) - self.low + 0.5) / (self.high - self.low + 1))
 
     def grid_values(self) -> list[Any]:
         return list(range(self.low, self.high + 1))
@@ -254,6 +275,13 @@ class LogRandInt(_Range):
     def from_unit(self, u: float) -> int:
         lo, hi = math.log(self.low), math.log(self.high + 1)
         return int(min(max(math.floor(math.exp(lo + u * (hi - lo))), self.low), self.high))
+
+    def to_unit(self, value: Any) -> float:
+        # The middle, in log scale, of the cell [k, k + 1) that from_unit floors to k.
+        lo, hi = math.log(self.low), math.log(self.high + 1)
+        k = int(value)
+        middle = (math.log(k) + math.log(k + 1)) / 2
+        return _clip_unit((middle - lo) / (hi - lo))
 
     def grid_values(self) -> list[Any]:
         return list(range(self.low, self.high + 1))
@@ -295,6 +323,19 @@ class QUniform(_Range):
     def _value(self, k: int) -> float:
         digits = max(_decimals(self.low), _decimals(self.q))
         return round(float(self.low) + k * float(self.q), digits)
+
+    def value_at(self, k: int) -> float:
+        """The ``k``-th value (0-based), clipped to the grid: ``quniform(0, 1, 0.1).value_at(3)``
+        is ``0.3``; libraries that search integers search this index."""
+        return self._value(min(max(int(k), 0), self.cardinality() - 1))
+
+    def index_of(self, value: Any) -> int:
+        """The index of the grid value nearest ``value`` (inverse of :meth:`value_at`)."""
+        k = round((float(value) - float(self.low)) / float(self.q))
+        return min(max(int(k), 0), self.cardinality() - 1)
+
+    def to_unit(self, value: Any) -> float:
+        return _clip_unit((self.index_of(value) + 0.5) / self.cardinality())
 
     def cardinality(self) -> int:
         # The epsilon keeps (0.3 - 0) / 0.1 = 2.9999999999999996 from losing 0.3.
@@ -350,6 +391,17 @@ class Choice(Domain):
 
     def contains(self, value: Any) -> bool:
         return any(_same(value, v) for v in self.values)
+
+    def index_of(self, value: Any) -> int:
+        """The position of ``value`` among :attr:`values`; libraries choose by index,
+        so any JSON value can be a choice. Raises ``ValueError`` if it is not one."""
+        for i, v in enumerate(self.values):
+            if _same(value, v):
+                return i
+        raise ValueError(f"{value!r} is not one of {list(self.values)!r}")
+
+    def to_unit(self, value: Any) -> float:
+        return (self.index_of(value) + 0.5) / len(self.values)
 
     def grid_values(self) -> list[Any]:
         return list(self.values)
