@@ -11,9 +11,21 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
+from raysweep.errors import SpecError
 from raysweep.objectives import Objectives
+from raysweep.sweep.config import SweepConfig
 from raysweep.sweep.searchers import SearchContext, Searcher, make_searcher
-from raysweep.sweep.space import Fixed, SearchSpace, choice, loguniform, quniform, randint
+from raysweep.sweep.space import (
+    Fixed,
+    SearchSpace,
+    choice,
+    loguniform,
+    quniform,
+    randint,
+    uniform,
+)
 from raysweep.sweep.space.constraints import ConstraintSet
 
 
@@ -35,6 +47,23 @@ def mixed_space() -> SearchSpace:
             "epochs": Fixed(10),
         }
     )
+
+
+def conditional_space() -> SearchSpace:
+    """Momentum only for SGD, and Nesterov only with a large momentum (nested)."""
+    return SearchSpace(
+        {
+            "optimizer": choice(["sgd", "adam"]),
+            "momentum": uniform(0, 0.99).when("optimizer == 'sgd'"),
+            "nesterov": choice([True, False]).when("momentum > 0.5"),
+            "lr": loguniform(1e-4, 0.1),
+        }
+    )
+
+
+def _objective(config: dict[str, Any]) -> float:
+    """An objective for configurations that are built but never run."""
+    return float(config["lr"])
 
 
 def draw(searcher: Searcher, n: int, start: int = 0) -> list[dict[str, Any] | None]:
@@ -121,3 +150,27 @@ class SearcherConformance:
         configs = [c for c in draw(searcher, 20) if c is not None]
         assert configs
         assert all(c["layers"] <= 2 and c["act"] != "gelu" for c in configs)
+
+    def test_conditional_space(self) -> None:
+        """A conditional searcher proposes only valid configs, of both branches; any
+        other searcher is refused a conditional space when the run is configured."""
+        searcher = self.make(0)
+        space = conditional_space()
+        if not searcher.conditional:
+            with pytest.raises(SpecError, match="conditional"):
+                SweepConfig.build(
+                    {
+                        "objective": _objective,
+                        "space": space,
+                        "searcher": searcher,
+                        "num_trials": 2,
+                        "name": "c",
+                    }
+                )
+            return
+        searcher.setup(make_ctx(space))
+        configs = draw(searcher, 30)
+        for config in configs:
+            assert config is not None
+            assert space.problems(config) == []
+        assert {"momentum" in c for c in configs if c is not None} == {True, False}

@@ -105,6 +105,8 @@ class RandomSearcher(Searcher):
     """
 
     name = "random"
+    # Every free parameter gets a coordinate; from_unit leaves out inactive ones.
+    conditional = True
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = check_seed(seed, "RandomSearcher")

@@ -52,6 +52,8 @@ class SobolSearcher(Searcher):
     """
 
     name = "sobol"
+    # Every free parameter gets a coordinate; from_unit leaves out inactive ones.
+    conditional = True
 
     def __init__(self, seed: int | None = None, scramble: bool = True) -> None:
         self.seed = check_seed(seed, "SobolSearcher")

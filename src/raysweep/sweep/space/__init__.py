@@ -7,6 +7,11 @@ as it is, so users of those tools can bring their spaces without rewriting them.
 It round-trips through JSON, which is how the store detects a changed space on
 resume and shows what changed (:meth:`SearchSpace.diff`).
 
+A parameter may be searched only under a condition on the parameters declared
+before it (``uniform(0, 0.99).when("optimizer == 'sgd'")``, or a ``when:`` key in
+YAML); where the condition does not hold it is absent from the configuration.
+See docs/conditional.md.
+
 Example:
     >>> space = SearchSpace.from_any({"lr": loguniform(1e-4, 0.1), "act": choice(["relu", "tanh"])})
     >>> space.from_unit([0.0, 0.99])
@@ -23,9 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from raysweep.errors import SpecError
+from raysweep.errors import ConstraintError, SpecError
+from raysweep.sweep.space.constraints import Constraint
 from raysweep.sweep.space.domains import (
     Choice,
+    Conditional,
     Domain,
     Fixed,
     Grid,
@@ -45,6 +52,7 @@ from raysweep.sweep.space.domains import (
 
 __all__ = [
     "Choice",
+    "Conditional",
     "Domain",
     "Fixed",
     "Grid",
@@ -125,7 +133,7 @@ def _domain_from_mapping(name: str, spec: Mapping[str, Any]) -> Domain:
             )
         raise SpecError(f"parameter {name!r} has unknown type {kind!r}; expected one of: {types}")
     cls, keys = _YAML_TYPES[kind]
-    expected = ("type", *keys)
+    expected = ("type", *keys, "when")
     where = f"parameter {name!r} ({kind})"
     for key in spec:
         if key not in expected:
@@ -136,7 +144,35 @@ def _domain_from_mapping(name: str, spec: Mapping[str, Any]) -> Domain:
     if "values" in keys and not isinstance(spec["values"], list | tuple):
         raise SpecError(f"{where}: 'values' must be a list, got {spec['values']!r}")
     args = [spec[k] if k in ("values", "value") else _yaml_number(spec[k]) for k in keys]
-    return cls(*args)
+    domain = cls(*args)
+    return Conditional(domain, spec["when"]) if "when" in spec else domain
+
+
+def _compile_conditions(params: Mapping[str, Domain]) -> dict[str, Constraint]:
+    """Each conditional parameter's condition, compiled by the constraint compiler
+    (same whitelist, same messages) and limited to the parameters before it, so
+    a library that asks for values one at a time always knows whether to ask."""
+    names = list(params)
+    out: dict[str, Constraint] = {}
+    for i, (name, domain) in enumerate(params.items()):
+        if not isinstance(domain, Conditional):
+            continue
+        expr = domain.condition
+        try:
+            condition = Constraint(expr, names)
+        except ConstraintError as exc:
+            why = str(exc).removeprefix(f"constraint {expr!r}: ")
+            raise SpecError(f"parameter {name!r}: when {expr!r}: {why}") from None
+        earlier = ", ".join(names[:i]) or "none"
+        for used in condition.names:
+            if names.index(used) >= i:
+                what = "itself" if used == name else f"{used!r}, which is declared after it"
+                raise SpecError(
+                    f"parameter {name!r}: when {expr!r} names {what}; a condition may name "
+                    f"only parameters declared before it ({earlier})"
+                )
+        out[name] = condition
+    return out
 
 
 def _ax_cast(where: str, value: Any, value_type: str | None) -> Any:
@@ -227,7 +263,9 @@ class SearchSpace(Mapping[str, Domain]):
 
     Parameters that are not :class:`Fixed` are *free*: searchers choose them, one
     unit coordinate each, in the order given. Names must be Python identifiers so
-    that constraint strings can refer to them.
+    that constraint strings can refer to them. A :class:`Conditional` parameter
+    is *active* only where its condition holds (and every parameter the condition
+    names is active); an inactive one is absent from the configuration.
 
     Example:
         >>> space = SearchSpace({"x": uniform(0, 1), "n": randint(1, 3), "tag": Fixed("a")})
@@ -235,7 +273,7 @@ class SearchSpace(Mapping[str, Domain]):
         (('x', 'n'), {'tag': 'a'})
     """
 
-    __slots__ = ("_free", "_params")
+    __slots__ = ("_conditions", "_free", "_params")
 
     def __init__(self, params: Mapping[str, Domain]) -> None:
         if not isinstance(params, Mapping):
@@ -262,13 +300,15 @@ class SearchSpace(Mapping[str, Domain]):
             domain.validate(name)
         self._params: dict[str, Domain] = dict(params)
         self._free = tuple(n for n, d in self._params.items() if not isinstance(d, Fixed))
+        self._conditions = _compile_conditions(self._params)
 
     @classmethod
     def from_any(cls, obj: Any) -> SearchSpace:
         """Build a space from a space, a mapping, or an Ax parameter list.
 
         A mapping's values may be domains, YAML-style mappings such as
-        ``{"type": "uniform", "low": 0, "high": 1}``, or anything else (a constant).
+        ``{"type": "uniform", "low": 0, "high": 1}`` (with an optional ``"when"``
+        condition), or anything else (a constant).
         A list of dicts is read as Ax ``parameters`` (``name``, ``type`` range /
         choice / fixed, ``bounds`` / ``values`` / ``value``, ...), unchanged.
 
@@ -342,12 +382,65 @@ class SearchSpace(Mapping[str, Domain]):
     @property
     def conditional(self) -> bool:
         """Whether some parameter is searched only under a condition (``when``)."""
-        return False
+        return bool(self._conditions)
+
+    def condition(self, name: str) -> Constraint | None:
+        """The compiled condition of parameter ``name``, or ``None`` if it has none."""
+        return self._conditions.get(name)
 
     def active(self, name: str, config: Mapping[str, Any]) -> bool:
         """Whether parameter ``name`` takes a value given the values in ``config``
-        (those of the parameters before it); always true without conditions."""
-        return name in self._params
+        (those of the active parameters before it); always true without conditions.
+
+        A define-by-run library asks each parameter in order, passing the values
+        chosen so far, and skips the inactive ones.
+
+        Example:
+            >>> space = SearchSpace({"opt": choice(["sgd", "adam"]),
+            ...                      "momentum": uniform(0, 1).when("opt == 'sgd'")})
+            >>> space.active("momentum", {"opt": "sgd"}), space.active("momentum", {"opt": "adam"})
+            (True, False)
+
+        Raises:
+            SpecError: if ``config`` lacks the value of an active parameter that
+                decides whether ``name`` is active.
+        """
+        if name not in self._params:
+            return False
+        state = self._activity(config, until=name)
+        if state[name] is None:
+            missing = [n for n, on in state.items() if on and n not in config]
+            raise SpecError(
+                f"active({name!r}): the config has no value for {', '.join(map(repr, missing))}, "
+                f"which decides whether {name!r} is searched; give the values of the active "
+                "parameters before it"
+            )
+        return bool(state[name])
+
+    def _activity(
+        self, config: Mapping[str, Any], until: str | None = None
+    ) -> dict[str, bool | None]:
+        """Whether each parameter (in order, up to ``until``) is active in ``config``:
+        true, false, or ``None`` where a value its condition needs is missing."""
+        state: dict[str, bool | None] = {}
+        for name in self._params:
+            condition = self._conditions.get(name)
+            if condition is None:
+                state[name] = True
+            else:
+                parents = [state[p] for p in condition.names]
+                if any(on is False for on in parents):
+                    state[name] = False
+                elif any(
+                    on is None or p not in config
+                    for p, on in zip(condition.names, parents, strict=True)
+                ):
+                    state[name] = None
+                else:
+                    state[name] = condition.evaluate(config)
+            if name == until:
+                break
+        return state
 
     @property
     def fixed(self) -> dict[str, Any]:
@@ -356,7 +449,10 @@ class SearchSpace(Mapping[str, Domain]):
 
     def from_unit(self, vector: Sequence[float]) -> dict[str, Any]:
         """The full configuration (constants included) for one unit coordinate per
-        free parameter; a coordinate of exactly 1 is read as just below 1."""
+        free parameter; a coordinate of exactly 1 is read as just below 1.
+
+        Inactive conditional parameters have a coordinate too (so every point has
+        the same dimension) but are left out of the result."""
         if len(vector) != len(self._free):
             raise SpecError(
                 f"from_unit needs {len(self._free)} coordinates (one for each of "
@@ -368,23 +464,42 @@ class SearchSpace(Mapping[str, Domain]):
             u = float(coords.get(name, 0.0))
             if not 0.0 <= u <= 1.0:
                 raise SpecError(f"from_unit: coordinate {u!r} for {name!r} is not in [0, 1]")
+            condition = self._conditions.get(name)
+            # Parents come first and an inactive one is absent, so absence is inactivity.
+            if condition is not None and not (
+                all(p in config for p in condition.names) and condition.evaluate(config)
+            ):
+                continue
             config[name] = domain.from_unit(min(u, _BELOW_ONE))
         return config
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
-        """One configuration drawn uniformly (in each domain's scale) with ``rng``."""
+        """One configuration drawn uniformly (in each domain's scale) with ``rng``;
+        a coordinate is drawn for every free parameter, active or not."""
         return self.from_unit(rng.random(len(self._free)).tolist())
 
     def problems(self, config: Any) -> list[str]:
-        """Why ``config`` is not a point of this space; empty when it is."""
+        """Why ``config`` is not a point of this space; empty when it is.
+
+        An inactive conditional parameter must be absent, an active one present.
+        """
         if not isinstance(config, Mapping):
             return [f"a config maps parameter names to values, got {type(config).__name__}"]
-        out = [f"missing parameter {n!r}" for n in self._params if n not in config]
+        state = self._activity(config)
+        out: list[str] = []
+        for n in self._params:
+            if state[n] and n not in config:
+                out.append(f"missing parameter {n!r}")
+            elif state[n] is False and n in config:
+                out.append(
+                    f"parameter {n!r} is inactive (when {self._conditions[n].expr!r}) "
+                    "and must be absent"
+                )
         out += [f"unknown parameter {k!r}" for k in config if k not in self._params]
         out += [
-            f"{n}: {config[n]!r} is not in {d}"
+            f"{n}: {config[n]!r} is not in {d.base}"
             for n, d in self._params.items()
-            if n in config and not d.contains(config[n])
+            if n in config and state[n] is not False and not d.contains(config[n])
         ]
         return out
 

@@ -373,6 +373,11 @@ class Constraint:
 class ConstraintSet:
     """All constraints of an experiment, compiled against its search space.
 
+    A constraint that names a conditional parameter absent from a configuration
+    (inactive there) holds vacuously for it: it speaks about a branch the
+    configuration is not in. A configuration missing any other parameter it
+    names is still an error (:meth:`Constraint.evaluate`).
+
     Example:
         >>> from raysweep.sweep.space import SearchSpace, uniform
         >>> cs = ConstraintSet(["a < b"], SearchSpace({"a": uniform(0, 1), "b": uniform(0, 1)}))
@@ -380,7 +385,7 @@ class ConstraintSet:
         (True, ['a < b'])
     """
 
-    __slots__ = ("_constraints",)
+    __slots__ = ("_conditional", "_constraints")
 
     def __init__(self, exprs: Sequence[str] | None, space: SearchSpace) -> None:
         if exprs is None:
@@ -392,14 +397,22 @@ class ConstraintSet:
                 raise ConstraintError(f"constraint #{i} must be a string, got {expr!r}")
         names = tuple(space)
         self._constraints = tuple(Constraint(expr, names) for expr in exprs)
+        self._conditional = frozenset(n for n in names if space.condition(n) is not None)
+
+    def _holds(self, constraint: Constraint, config: Mapping[str, Any]) -> bool:
+        # A config of the space (SearchSpace.problems is empty) lacks a conditional
+        # parameter exactly when it is inactive; then the constraint does not apply.
+        if any(n in self._conditional and n not in config for n in constraint.names):
+            return True
+        return constraint.evaluate(config)
 
     def is_feasible(self, config: Mapping[str, Any]) -> bool:
         """Whether ``config`` satisfies every constraint (true when there are none)."""
-        return all(c.evaluate(config) for c in self._constraints)
+        return all(self._holds(c, config) for c in self._constraints)
 
     def violated(self, config: Mapping[str, Any]) -> list[str]:
         """The expressions ``config`` does not satisfy, in the order given."""
-        return [c.expr for c in self._constraints if not c.evaluate(config)]
+        return [c.expr for c in self._constraints if not self._holds(c, config)]
 
     def to_json(self) -> list[str]:
         """The expressions as given, for the store."""

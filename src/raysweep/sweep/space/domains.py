@@ -6,6 +6,10 @@ share one mapping, and every domain has a small JSON form, so the store can comp
 a resumed experiment's space with the stored one and print the difference.
 Values come out as plain Python types because they are stored as JSON.
 
+A domain searched only under a condition on earlier parameters is a
+:class:`Conditional`, made with :meth:`Domain.when`; it is itself a domain, so a
+space stays a mapping of names to domains (see docs/conditional.md).
+
 Users normally import these from :mod:`raysweep.sweep.space`.
 
 Example:
@@ -29,6 +33,7 @@ from raysweep.errors import SpecError
 
 __all__ = [
     "Choice",
+    "Conditional",
     "Domain",
     "Fixed",
     "Grid",
@@ -133,6 +138,25 @@ class Domain(abc.ABC):
     def cardinality(self) -> int | None:
         """How many values :meth:`grid_values` lists, without building the list."""
         return None
+
+    def when(self, condition: str) -> Conditional:
+        """This domain, searched only in configurations where ``condition`` holds.
+
+        ``condition`` is a constraint expression over parameters declared before
+        this one; where it does not hold, the parameter is absent from the config.
+        It is checked when the space is built, which knows the parameter names.
+
+        Example:
+            >>> uniform(0, 0.99).when("optimizer == 'sgd'")
+            uniform(0, 0.99).when("optimizer == 'sgd'")
+        """
+        return Conditional(self, condition)
+
+    @property
+    def base(self) -> Domain:
+        """The domain of values without any condition: ``self``, except for a
+        :class:`Conditional`, whose wrapped domain libraries encode instead."""
+        return self
 
     def __str__(self) -> str:
         args = ", ".join(repr(v) for k, v in self.to_json().items() if k != "type")
@@ -453,6 +477,74 @@ class Fixed(Domain):
 
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type_name, "value": self.value}
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Conditional(Domain):
+    """A domain searched only where ``condition`` holds; made by :meth:`Domain.when`.
+
+    It takes its values, unit mapping and grid from ``domain``; the space compiles
+    ``condition`` (only it knows which parameters come before) and leaves the
+    parameter out of configurations where the condition does not hold. A fixed
+    value cannot be conditional: a constant that is sometimes absent is what a
+    one-value ``choice`` under the same condition gives, without a special case.
+
+    Example:
+        >>> Conditional(uniform(0, 1), "opt == 'sgd'").to_json()
+        {'type': 'uniform', 'low': 0, 'high': 1, 'when': "opt == 'sgd'"}
+    """
+
+    domain: Domain
+    condition: str
+    type_name: ClassVar[str] = "conditional"
+
+    @property
+    def base(self) -> Domain:
+        return self.domain
+
+    def validate(self, name: str) -> None:
+        if not isinstance(self.condition, str) or not self.condition.strip():
+            raise SpecError(
+                f"parameter {name!r}: 'when' must be a condition string such as "
+                f"\"optimizer == 'sgd'\", got {self.condition!r}"
+            )
+        if isinstance(self.domain, Conditional):
+            raise SpecError(
+                f"parameter {name!r}: has two conditions ({self.domain.condition!r} and "
+                f"{self.condition!r}); give one, joined with 'and'"
+            )
+        if isinstance(self.domain, Fixed):
+            raise SpecError(
+                f"parameter {name!r}: a fixed value cannot have a condition ('when'); for a "
+                "constant present only when it holds, use a one-value choice, e.g. "
+                f"choice([{self.domain.value!r}])"
+            )
+        if not isinstance(self.domain, Domain):
+            raise SpecError(f"parameter {name!r}: 'when' needs a domain, got {self.domain!r}")
+        self.domain.validate(name)
+
+    def from_unit(self, u: float) -> Any:
+        return self.domain.from_unit(u)
+
+    def contains(self, value: Any) -> bool:
+        return self.domain.contains(value)
+
+    def to_unit(self, value: Any) -> float:
+        return self.domain.to_unit(value)
+
+    def grid_values(self) -> list[Any] | None:
+        return self.domain.grid_values()
+
+    def cardinality(self) -> int | None:
+        return self.domain.cardinality()
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.domain.to_json(), "when": self.condition}
+
+    def __str__(self) -> str:
+        return f"{self.domain}.when({self.condition!r})"
+
+    __repr__ = __str__
 
 
 def uniform(low: float, high: float) -> Uniform:
