@@ -50,8 +50,16 @@ def test_improves_and_value() -> None:
     ("metric", "mode", "fragment"),
     [
         ("", "min", "metric: expected a non-empty string"),
-        (["a", "b"], "min", "one metric name is supported"),
+        ([], "min", r"^metric: expected a metric name or a non-empty list of names, got \[\]$"),
+        (["a", "a"], "min", "^metric: metric names must be distinct, 'a' is given twice$"),
+        (["a", 3], "min", r"^metric: expected non-empty strings as metric names, got 3 in"),
         ("loss", "minimize", "mode: expected 'min' or 'max'"),
+        (["a", "b"], ["min"], r"^mode: 1 direction\(s\) given for 2 metric\(s\) \['a', 'b'\]"),
+        (
+            ["a", "b"],
+            ["min", "maxx"],
+            "^mode: expected 'min' or 'max' for each metric, got 'maxx' \\(str\\) for 'b'$",
+        ),
     ],
 )
 def test_bad_objectives_name_the_option(metric: object, mode: object, fragment: str) -> None:
@@ -67,3 +75,60 @@ def test_pareto_front_of_two_metrics() -> None:
     assert [t.trial_id for t in objectives.pareto_front(trials)] == [0, 1]
     assert objectives.describe() == "minimize loss, minimize latency"
     assert Objectives.single("acc", "max").describe(ongoing=True) == "maximizing acc"
+
+
+def test_several_metrics_parse_with_one_mode_for_all_or_one_each() -> None:
+    """A list of metrics takes one mode for all or a list of the same length."""
+    both = Objectives.parse(["loss", "acc"], ["min", "max"])
+    assert [(m.name, m.direction) for m in both] == [
+        ("loss", Direction.MIN),
+        ("acc", Direction.MAX),
+    ]
+    assert both.multi
+    assert not Objectives.single("loss").multi
+    assert Objectives.parse(("a", "b"), "max").to_json() == {
+        "metric": ["a", "b"],
+        "mode": ["max", "max"],
+    }
+    assert Objectives.parse(["loss"], ["min"]).to_json() == {"metric": "loss", "mode": "min"}
+
+
+def test_primary_metric_is_the_first_or_the_one_named() -> None:
+    """best, value and reached follow the primary metric, which with_primary moves."""
+    objectives = Objectives.parse(["loss", "latency"], "min")
+    trials = [done(0, loss=1, latency=5), done(1, loss=2, latency=2)]
+    assert objectives.metric == "loss"
+    assert objectives.best(trials) is trials[0]
+    by_latency = objectives.with_primary("latency")
+    assert by_latency.metric == "latency"
+    assert by_latency.names == ("loss", "latency")
+    assert by_latency.best(trials) is trials[1]
+    assert [t.trial_id for t in objectives.ranked(trials, metric="latency")] == [1, 0]
+    assert objectives.with_primary(None) is objectives
+    with pytest.raises(
+        SpecError, match=r"^'nope' is not an objective metric; expected one of: loss, latency$"
+    ):
+        objectives.with_primary("nope")
+
+
+def test_front_grows_one_trial_at_a_time_like_the_whole_front() -> None:
+    """add_to_front, fed trials one by one, ends with pareto_front of them all."""
+    objectives = Objectives.parse(["loss", "acc"], ["min", "max"])
+    trials = [
+        done(0, loss=3, acc=0.5),
+        done(1, loss=2, acc=0.6),  # dominates 0
+        done(2, loss=1, acc=0.1),
+        done(3, loss=2, acc=0.6),  # equal to 1: both stay
+        done(4, loss=5, acc=0.0),  # dominated: changes nothing
+        done(5, loss=1),  # a metric missing: never on the front
+        Trial(6, TrialState.FAILED, {}, metrics={"loss": 0.0, "acc": 1.0}),
+    ]
+    front: list[Trial] = []
+    for trial in trials:
+        grown = objectives.add_to_front(front, trial)
+        if trial.trial_id in (4, 5, 6):
+            assert grown is None
+        front = front if grown is None else grown
+    assert [t.trial_id for t in front] == [1, 2, 3]
+    assert front == objectives.pareto_front(trials)
+    assert objectives.values(trials[5]) is None

@@ -110,7 +110,11 @@ def test_defaults_name_from_file_and_storage_next_to_it(
     sweep = load_sweep_file(Path("conf/sweep.yaml"))
     assert sweep.name == "sweep"
     assert sweep.storage == (tmp_path / "conf" / "runs").resolve()
-    assert (sweep.searcher.name, sweep.metric, sweep.mode) == ("random", "loss", "min")
+    assert (sweep.searcher.name, sweep.objectives.metric, sweep.objectives.mode) == (
+        "random",
+        "loss",
+        "min",
+    )
 
 
 def test_default_name_is_made_a_folder_name(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from raysweep._text import format_config, format_duration, format_value
 from raysweep.errors import SpecError, StoreError
+from raysweep.objectives import Objectives
 from raysweep.store import ExperimentStore
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "format_duration",
     "format_value",
     "shell_path",
+    "spec_objectives",
 ]
 
 
@@ -53,6 +55,16 @@ def checked_spec(store: ExperimentStore) -> dict[str, Any]:
     except (SpecError, TypeError, ValueError) as exc:
         raise StoreError(f"{store.describe()}: stored spec: {exc}") from None
     return spec
+
+
+def spec_objectives(spec: Mapping[str, Any]) -> Objectives:
+    """What a stored sweep optimizes, as the run saw it: its metric(s) and mode(s)
+    (a single string from older versions, or lists) and the primary metric
+    ``stop.metric`` named. Call it on a :func:`checked_spec`."""
+    stop = spec.get("stop")
+    primary = stop.get("metric") if isinstance(stop, Mapping) else None
+    objectives = Objectives.parse(spec.get("metric", "loss"), spec.get("mode", "min"))
+    return objectives.with_primary(primary if primary in objectives.names else None)
 
 
 def _check_spec(spec: Mapping[str, Any]) -> None:

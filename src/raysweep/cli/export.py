@@ -3,6 +3,8 @@
 JSON holds everything (the stored spec, status, every trial with its reports,
 or every step of a gradient run); CSV is the flat table a spreadsheet or
 ``pandas.read_csv`` wants, the same columns as :meth:`raysweep.Result.trials_dataframe`.
+For a sweep of several metrics each trial has ``pareto`` (true/false): whether it
+is on the Pareto front, since no single trial is "the best" there.
 The JSON is strict: NaN and infinities, which Python would write as invalid
 ``NaN`` tokens, become ``null``.
 """
@@ -20,10 +22,10 @@ from typing import Any
 
 import click
 
-from raysweep.cli._format import checked_spec, flatten_scalars
+from raysweep.cli._format import checked_spec, flatten_scalars, spec_objectives
 from raysweep.errors import RaysweepError, SpecError
 from raysweep.store import ExperimentStore, open_experiment
-from raysweep.sweep.result import trials_dataframe
+from raysweep.sweep.result import pareto_ids, trials_dataframe
 
 __all__ = ["experiment_csv", "experiment_json", "export_command", "to_strict_json"]
 
@@ -118,16 +120,23 @@ def experiment_json(store: ExperimentStore) -> dict[str, Any]:
         steps = [{"step": s.step, "time": s.time, **s.data} for s in store.steps()]
         return {"experiment": experiment, "steps": steps}
     experiment["counts"] = {state.value: n for state, n in store.count_by_state().items()}
-    return {"experiment": experiment, "trials": [t.to_dict() for t in store.trials()]}
+    trials = store.trials()
+    rows = [t.to_dict() for t in trials]
+    front = pareto_ids(trials, spec_objectives(spec))
+    if front is not None:
+        for row, trial in zip(rows, trials, strict=True):
+            row["pareto"] = trial.trial_id in front
+    return {"experiment": experiment, "trials": rows}
 
 
 def experiment_csv(store: ExperimentStore) -> str:
-    """One row per trial (``config/<name>``, ``metrics/<name>`` columns), or one row
-    per step of a gradient run (``loss``, ``grad_norm``, ``losses/<objective>``,
-    scalar ``params/...``, ``timings/...``)."""
+    """One row per trial (``config/<name>``, ``metrics/<name>`` columns, and ``pareto``
+    with several metrics), or one row per step of a gradient run (``loss``,
+    ``grad_norm``, ``losses/<objective>``, scalar ``params/...``, ``timings/...``)."""
     import pandas as pd
 
-    if checked_spec(store).get("kind") == "gradient":
+    spec = checked_spec(store)
+    if spec.get("kind") == "gradient":
         rows = []
         for record in store.steps():
             row: dict[str, Any] = {"step": record.step, "time": record.time}
@@ -136,7 +145,9 @@ def experiment_csv(store: ExperimentStore) -> str:
         frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["step", "time"])
     else:
         trials = store.trials()
-        frame = trials_dataframe(trials) if trials else pd.DataFrame(columns=list(_EMPTY_COLUMNS))
+        objectives = spec_objectives(spec)
+        columns = [*_EMPTY_COLUMNS, *(["pareto"] if objectives.multi else [])]
+        frame = trials_dataframe(trials, objectives) if trials else pd.DataFrame(columns=columns)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, lineterminator="\n")
     return buffer.getvalue()

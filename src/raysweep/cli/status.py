@@ -1,5 +1,9 @@
 """``raysweep status DIR``: what an experiment is doing or did, read-only.
 
+A sweep of one metric shows its best trial; a sweep of several shows its Pareto
+front instead (the trials no other trial beats on every metric, sorted by the
+first metric), since no single trial is the best there.
+
 A sweep's RUNNING trials are shown in two groups: those running on a worker, and
 those *queued*: dispatched, but still waiting in the cluster's queue for
 resources (``started_at`` empty for :data:`~raysweep.sweep.execution.QUEUED_AFTER_S`
@@ -31,6 +35,7 @@ from raysweep.cli._format import (
     format_config,
     format_duration,
     format_value,
+    spec_objectives,
 )
 from raysweep.objectives import Objectives
 from raysweep.store import (
@@ -51,12 +56,15 @@ __all__ = ["render_status", "status_command"]
 _MAX_PARAMS = 16
 #: Queued trial ids listed before the rest are counted.
 _MAX_QUEUED_IDS = 10
+#: Pareto-front trials listed before the rest are counted.
+_MAX_FRONT_ROWS = 20
 
 
 @click.command("status")
 @click.argument("directory", metavar="DIR")
 def status_command(directory: str) -> None:
-    """Show an experiment: state, trial counts, best trial, running trials, last error.
+    """Show an experiment: state, trial counts, best trial (or Pareto front), running
+    trials, last error.
 
     DIR is the experiment folder (runs/NAME), its experiment.db, or a file:// URL. For a
     gradient run: steps done, last losses, gradient norm, parameters, step time.
@@ -182,7 +190,7 @@ def _when(value: Any, now: float) -> str:
 
 
 def _sweep(grid: _Lines, spec: Mapping[str, Any], store: ExperimentStore, now: float) -> None:
-    objectives = Objectives.parse(spec.get("metric", "loss"), spec.get("mode", "min"))
+    objectives = spec_objectives(spec)
     searcher = spec.get("searcher") or {}
     searcher_name = searcher.get("name", "?") if isinstance(searcher, Mapping) else searcher
     grid.row(
@@ -209,11 +217,14 @@ def _sweep(grid: _Lines, spec: Mapping[str, Any], store: ExperimentStore, now: f
         elif counts.get(state):
             parts.append(f"{counts[state]} {state.value.lower()}")
     grid.row("trials", f"{head}: {', '.join(parts)}" if parts else f"{head}: none yet")
-    best = objectives.best(trials)
-    if best is not None:
-        score = format_config({m.name: best.metrics.get(m.name) for m in objectives})
-        grid.row("best", f"trial {best.trial_id}: {score}")
-        grid.row("", format_config(best.config))
+    if objectives.multi:
+        _front(grid, objectives, trials)
+    else:
+        best = objectives.best(trials)
+        if best is not None:
+            score = format_config({m.name: best.metrics.get(m.name) for m in objectives})
+            grid.row("best", f"trial {best.trial_id}: {score}")
+            grid.row("", format_config(best.config))
     if running:
         grid.row("running", f"{len(running)} trial(s)")
         grid.table(_running_table(running, now))
@@ -231,6 +242,27 @@ def _sweep(grid: _Lines, spec: Mapping[str, Any], store: ExperimentStore, now: f
     if failed:
         last = max(failed, key=lambda t: (t.ended_at or 0.0, t.trial_id))
         grid.row("last error", f"trial {last.trial_id}: {_error_line(last.error)}")
+
+
+def _front(grid: _Lines, objectives: Objectives, trials: Sequence[Trial]) -> None:
+    """The Pareto front: its size, then one row per trial with every objective
+    metric and its config, best first by the first metric."""
+    first = objectives.metrics[0]
+    front = objectives.ranked(objectives.pareto_front(trials), metric=first.name)
+    if not front:
+        return
+    grid.row(
+        "pareto front",
+        f"{len(front)} trial(s) no other trial beats on every metric, by {first.name}:",
+    )
+    rows = [["trial", *objectives.names, "config"]]
+    for t in front[:_MAX_FRONT_ROWS]:
+        values = [format_value(t.metrics.get(name)) for name in objectives.names]
+        rows.append([str(t.trial_id), *values, format_config(t.config)])
+    if len(front) > _MAX_FRONT_ROWS:
+        more = f"{len(front) - _MAX_FRONT_ROWS} more (raysweep export lists them)"
+        rows.append(["...", *([""] * len(objectives)), more])
+    grid.table(rows)
 
 
 def _running_table(trials: Sequence[Trial], now: float) -> list[list[str]]:

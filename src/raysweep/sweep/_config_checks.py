@@ -28,7 +28,7 @@ from raysweep._checks import (
     expect_str,
 )
 from raysweep.errors import SpecError
-from raysweep.objectives import Direction
+from raysweep.objectives import metric_directions, metric_names
 from raysweep.resources import Resources
 from raysweep.sweep.space import SearchSpace
 from raysweep.sweep.space.constraints import ConstraintSet
@@ -191,17 +191,21 @@ def _read_space_file(path: Path) -> Any:
     return parse_yaml(text, str(path))
 
 
-def metric(value: Any, ctx: Context) -> str:
-    if isinstance(value, list | tuple):
-        raise SpecError(
-            f"one metric name is supported, got the list {list(value)!r}; optimize one "
-            f"metric and return the others as extra keys"
-        )
-    return expect_str(value)
+def metric(value: Any, ctx: Context) -> tuple[str, ...]:
+    """One metric name or a list of distinct names (a multi-objective sweep)."""
+    return metric_names(value)
 
 
-def mode(value: Any, ctx: Context) -> str:
-    return Direction.parse(value).value
+def mode(value: Any, ctx: Context) -> tuple[str, ...]:
+    """``"min"``/``"max"`` for every metric, or a list with one per metric."""
+    names = ctx.values.get("metric") or ("loss",)
+    return tuple(d.value for d in metric_directions(value, names))
+
+
+def one_or_list(value: tuple[str, ...]) -> str | list[str]:
+    """The stored form of ``metric`` and ``mode``: a string for one metric (as
+    older versions stored it, so their experiments resume unchanged), else a list."""
+    return value[0] if len(value) == 1 else list(value)
 
 
 def constraints(value: Any, ctx: Context) -> ConstraintSet:
@@ -293,7 +297,13 @@ def resources(value: Any, ctx: Context) -> Resources:
 
 
 def stop(value: Any, ctx: Context) -> Stop:
-    return Stop.coerce(value)
+    """Stop conditions; ``metric`` must be an objective metric, and with several
+    metrics a target or patience must name the one it follows."""
+    conditions = Stop.coerce(value)
+    names = ctx.values.get("metric")
+    if names is not None:
+        conditions.check_metrics(names)
+    return conditions
 
 
 # -- where and how it runs ------------------------------------------------------------

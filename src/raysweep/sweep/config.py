@@ -125,13 +125,17 @@ class SweepConfig:
         to_json=SearchSpace.to_json, from_json=SearchSpace.from_json,
         annotation="Mapping[str, Any] | list[dict[str, Any]] | str",
     ))  # fmt: skip
-    metric: str = field(metadata=_option(
-        doc="the metric to optimize", check=checks.metric, default="loss",
-        on_resume=OnResume.KEEP, annotation="str",
+    metric: tuple[str, ...] = field(metadata=_option(
+        doc="the metric to optimize, or a list of metrics to optimize together (a "
+        "multi-objective sweep: Result.pareto_front() holds the trials no other beats on "
+        "every metric)", check=checks.metric, default="loss", on_resume=OnResume.KEEP,
+        to_json=checks.one_or_list, annotation="str | Sequence[str]",
     ))  # fmt: skip
-    mode: str = field(metadata=_option(
-        doc="'min' or 'max'", check=checks.mode, default="min", on_resume=OnResume.KEEP,
-        annotation="Literal['min', 'max']",
+    mode: tuple[str, ...] = field(metadata=_option(
+        doc="'min' or 'max' for every metric, or a list with one per metric",
+        check=checks.mode, default="min", on_resume=OnResume.KEEP,
+        to_json=checks.one_or_list,
+        annotation="Literal['min', 'max'] | Sequence[Literal['min', 'max']]",
     ))  # fmt: skip
     constraints: ConstraintSet = field(metadata=_option(
         doc="strings such as 'lr * layers <= 0.2', checked on every configuration",
@@ -185,7 +189,9 @@ class SweepConfig:
         check=checks.nonnegative_int, annotation="int | None",
     ))  # fmt: skip
     stop: Stop = field(metadata=_option(
-        doc="{'time_budget_s': ..., 'target': ..., 'patience': ...}: end the experiment early",
+        doc="{'time_budget_s': ..., 'target': ..., 'patience': ..., 'metric': ...}: end the "
+        "experiment early; with several metrics, 'metric' names the one target and patience "
+        "follow",
         check=checks.stop, default={}, to_json=Stop.to_json,
         annotation="Mapping[str, Any] | Stop",
     ))  # fmt: skip
@@ -335,8 +341,10 @@ class SweepConfig:
     # -- derived views ----------------------------------------------------------------
     @property
     def objectives(self) -> Objectives:
-        """Which trial is better (see :mod:`raysweep.objectives`)."""
-        return Objectives.parse(self.metric, self.mode)
+        """Which trial is better (see :mod:`raysweep.objectives`): the metrics in the
+        order given; the primary one (best so far, stop target, patience, ``best``)
+        is ``stop.metric`` if named, else the first."""
+        return Objectives.parse(self.metric, self.mode).with_primary(self.stop.metric)
 
     @property
     def location(self) -> Location:

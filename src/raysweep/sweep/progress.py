@@ -8,6 +8,10 @@ with no word of a start for :data:`~raysweep.sweep.execution.QUEUED_AFTER_S`. In
 callback writes one line per finished trial instead, at most about one a second
 plus one for every new best, and a summary at the end.
 
+With several metrics there is no single best: the display keeps the Pareto front
+instead (the trials no other trial beats on every metric), shows its size and
+the metrics of its trials, and always writes the line of a trial that joins it.
+
 Example:
     >>> from rich.console import Console
     >>> progress = ProgressCallback(Console(), live=False)
@@ -41,6 +45,8 @@ __all__ = ["ProgressCallback"]
 
 #: Running trials shown in the live display; the rest are counted.
 _MAX_RUNNING_ROWS = 8
+#: Pareto-front trials shown in the live display; the rest are counted.
+_MAX_FRONT_ROWS = 5
 
 
 @dataclass(slots=True)
@@ -102,6 +108,7 @@ class ProgressCallback(Callback):
         self._finished_now = 0
         self._running: dict[int, _Running] = {}
         self._best: Trial | None = None
+        self._front: list[Trial] = []  # several metrics: the Pareto front so far
         self._last_line: float | None = None
         self._errors_shown = 0
 
@@ -116,6 +123,9 @@ class ProgressCallback(Callback):
             self._pruned = info.counts.get(TrialState.PRUNED, 0)
             self._done_before = self._completed + self._failed + self._pruned
             self._best = info.best
+            # A resume is told only the best trial stored; the front grows from it.
+            seed = None if info.best is None else info.objectives.add_to_front([], info.best)
+            self._front = seed or []
         if self.live:
             self._display = Live(
                 console=self.console,
@@ -160,8 +170,17 @@ class ProgressCallback(Callback):
             new_best = self._is_better(trial)
             if new_best:
                 self._best = trial
+            multi = self._objectives.multi
+            front = self._objectives.add_to_front(self._front, trial) if multi else None
+            if front is not None:
+                self._front = front
+            size = len(self._front)
         what = f"trial {trial.trial_id} completed {self._score(trial)}"
-        if new_best:
+        if multi:
+            joined = "joins the Pareto front" if front is not None else "Pareto front"
+            trials = f"{size} trial{'s' if size != 1 else ''}"
+            self._line(f"{what}; {joined}: {trials}", force=front is not None)
+        elif new_best:
             self._line(f"{what}; new best: {format_config(trial.config)}", force=True)
         else:
             self._line(f"{what}; {self._best_text()}")
@@ -214,6 +233,7 @@ class ProgressCallback(Callback):
             elapsed = now - self._started
             eta = self._eta(elapsed, done)
             best = self._best
+            front = list(self._front)
         head = Table.grid(padding=(0, 1))
         head.add_row(
             Text(self._name, style="bold"),
@@ -228,7 +248,9 @@ class ProgressCallback(Callback):
             + (f" · pruned {self._pruned}" if self._pruned else "")
         )
         parts: list[RenderableType] = [head, counts]
-        if best is not None:
+        if self._objectives.multi:
+            parts += self._front_rows(front)
+        elif best is not None:
             what = f"trial {best.trial_id}  {self._score(best)}  {format_config(best.config)}"
             parts.append(Text.assemble(("best ", "bold green"), what))
         if started:
@@ -259,6 +281,27 @@ class ProgressCallback(Callback):
     def _score(self, trial: Trial) -> str:
         """``loss=0.1234`` for the optimized metric(s) of ``trial``."""
         return format_config({m.name: trial.metrics.get(m.name) for m in self._objectives})
+
+    def _front_rows(self, front: list[Trial]) -> list[RenderableType]:
+        """The live display's Pareto front: its size, then its trials' metrics, best
+        first by the first metric."""
+        if not front:
+            return []
+        first = self._objectives.metrics[0].name
+        ranked = self._objectives.ranked(front, metric=first)
+        title = f"{len(front)} trial(s), by {first}"
+        rows: list[RenderableType] = [Text.assemble(("pareto front ", "bold green"), title)]
+        table = Table(box=None, padding=(0, 2), show_edge=False, header_style="dim")
+        for column in ("trial", *self._objectives.names, "config"):
+            table.add_column(column)
+        for t in ranked[:_MAX_FRONT_ROWS]:
+            values = [format_value(t.metrics.get(name)) for name in self._objectives.names]
+            table.add_row(str(t.trial_id), *values, format_config(t.config))
+        if len(ranked) > _MAX_FRONT_ROWS:
+            blanks = [""] * len(self._objectives)
+            table.add_row("…", *blanks, f"{len(ranked) - _MAX_FRONT_ROWS} more")
+        rows.append(table)
+        return rows
 
     def _best_text(self) -> str:
         if self._best is None:

@@ -1,4 +1,5 @@
-"""The outcome of a sweep: every trial, the best one, and a DataFrame view."""
+"""The outcome of a sweep: every trial, the best one (or the Pareto front of several
+metrics), and a DataFrame view."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from raysweep.trial import Trial, TrialState
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Result", "trials_dataframe"]
+__all__ = ["Result", "pareto_ids", "trials_dataframe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +37,18 @@ class Result(OptimizesObjectives):
 
     @property
     def best(self) -> Trial | None:
-        """The best COMPLETED trial, or ``None`` if none completed."""
+        """The COMPLETED trial best on the primary metric, or ``None`` if none
+        completed. With several metrics that is the first metric (or ``stop.metric``);
+        :meth:`pareto_front` is the answer that weighs them all."""
         return self.objectives.best(self.trials)
 
     def pareto_front(self) -> list[Trial]:
-        """The COMPLETED trials no other trial beats on every metric (with one
-        metric: the trials sharing the best value)."""
+        """The COMPLETED trials no other trial beats on every metric, by id (with one
+        metric: the trials sharing the best value).
+
+        Example:
+            >>> # for t in result.pareto_front(): print(t.trial_id, t.metrics)
+        """
         return self.objectives.pareto_front(self.trials)
 
     def get_trial(self, trial_id: int) -> Trial:
@@ -56,18 +63,21 @@ class Result(OptimizesObjectives):
         return sum(1 for t in self.trials if t.state is state)
 
     def trials_dataframe(self) -> pd.DataFrame:
-        """One row per trial: id, state, ``config/<name>``, ``metrics/<name>``, times, node.
+        """One row per trial: id, state, ``config/<name>``, ``metrics/<name>``, times,
+        node, and with several metrics ``pareto`` (on the Pareto front or not).
 
         Example:
             >>> # df = result.trials_dataframe(); df.sort_values("metrics/loss").head()
         """
-        return trials_dataframe(self.trials)
+        return trials_dataframe(self.trials, self.objectives)
 
 
-def trials_dataframe(trials: Sequence[Trial]) -> pd.DataFrame:
-    """The flat table of ``trials`` shared by :class:`Result` and ``raysweep export``."""
+def trials_dataframe(trials: Sequence[Trial], objectives: Objectives | None = None) -> pd.DataFrame:
+    """The flat table of ``trials`` shared by :class:`Result` and ``raysweep export``;
+    with several ``objectives`` a ``pareto`` column (True/False) marks the front."""
     import pandas as pd
 
+    front = pareto_ids(trials, objectives)
     rows = []
     for t in trials:
         row: dict[str, object] = {
@@ -81,7 +91,17 @@ def trials_dataframe(trials: Sequence[Trial]) -> pd.DataFrame:
             "duration_s": t.duration_s,
             "error": t.error.splitlines()[-1] if t.error else None,
         }
+        if front is not None:
+            row["pareto"] = t.trial_id in front
         row.update({f"config/{k}": v for k, v in t.config.items()})
         row.update({f"metrics/{k}": v for k, v in t.metrics.items()})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def pareto_ids(trials: Sequence[Trial], objectives: Objectives | None) -> set[int] | None:
+    """Ids of the trials on the Pareto front of a multi-objective experiment;
+    ``None`` with one metric (or none given), where "best" says it all."""
+    if objectives is None or not objectives.multi:
+        return None
+    return {t.trial_id for t in objectives.pareto_front(trials)}

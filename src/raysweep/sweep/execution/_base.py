@@ -11,9 +11,12 @@ import abc
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raysweep.resources import Resources
+
+if TYPE_CHECKING:
+    from raysweep.sweep.execution._worker import MetricNames
 
 __all__ = [
     "QUEUED_AFTER_S",
@@ -104,10 +107,12 @@ class Backend(abc.ABC):
         self,
         objective: Callable[[dict[str, Any]], Any],
         *,
-        metric: str,
+        metric: MetricNames,
         hints: Resources,
     ) -> None:
-        """Receive what every trial of the experiment shares, before the first submit."""
+        """Receive what every trial of the experiment shares, before the first submit:
+        the objective, the objective metric name(s) every trial must return
+        (``metric``: one name, or several in order), and the resources of a trial."""
 
     @abc.abstractmethod
     def submit(self, trial_id: int, config: Mapping[str, Any]) -> None:

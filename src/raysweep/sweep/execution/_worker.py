@@ -12,36 +12,66 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 from raysweep.sweep.reporting import ReportSink, TrialContext, to_metric_value, trial_context
 
-__all__ = ["Objective", "execute_trial", "judge_result"]
+__all__ = ["MetricNames", "Objective", "execute_trial", "judge_result"]
 
 Objective = Callable[[dict[str, Any]], Any]
+#: The objective metric(s) every trial must return: one name, or several in order.
+MetricNames: TypeAlias = str | Sequence[str]
 
 
-def judge_result(value: Any, metric: str) -> dict[str, float]:
+def judge_result(value: Any, metric: MetricNames) -> dict[str, float]:
     """The metrics of an objective's return value, or ``ValueError`` saying why
-    the trial must FAIL (missing metric, NaN/Inf, non-numeric, wrong type)."""
+    the trial must FAIL: an objective metric missing, NaN/Inf or non-numeric, or
+    a plain number when several metrics are optimized.
+
+    Judged here, in the worker, so that a searcher is only ever told a trial with
+    a finite value for every objective metric.
+    """
+    names = (metric,) if isinstance(metric, str) else tuple(metric)
+    wanted = ", ".join(names)
     if isinstance(value, Mapping):
-        if metric not in value:
+        missing = [n for n in names if n not in value]
+        if missing:
             keys = sorted(str(k) for k in value)
-            raise ValueError(f"objective returned keys {keys} but not the metric {metric!r}")
-        return {str(k): to_metric_value(str(k), v) for k, v in value.items()}
+            what = "the metric" if len(missing) == 1 else "the metrics"
+            raise ValueError(
+                f"objective returned keys {keys} but not {what} "
+                f"{', '.join(repr(n) for n in missing)}"
+            )
+        judged = {n: to_metric_value(n, value[n]) for n in names}  # their errors come first
+        return {
+            str(k): judged[k] if k in judged else to_metric_value(str(k), v)
+            for k, v in value.items()
+        }
+    if len(names) > 1:
+        raise ValueError(
+            f"objective returned {_shown(value)} but {len(names)} metrics are optimized; "
+            f"return a dict with keys {wanted}"
+        )
     if value is None:
         raise ValueError(
-            f"objective returned None; return a number or a dict with the metric {metric!r}"
+            f"objective returned None; return a number or a dict with the metric {names[0]!r}"
         )
-    return {metric: to_metric_value(metric, value)}
+    return {names[0]: to_metric_value(names[0], value)}
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "None"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
 def execute_trial(
     objective: Objective,
     trial_id: int,
     config: Mapping[str, Any],
-    metric: str,
+    metric: MetricNames,
     *,
     env: Mapping[str, str] | None = None,
     sink: ReportSink | None = None,

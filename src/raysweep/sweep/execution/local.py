@@ -24,7 +24,7 @@ from raysweep.sweep.execution._base import (
     TrialReported,
     TrialStarted,
 )
-from raysweep.sweep.execution._worker import execute_trial
+from raysweep.sweep.execution._worker import MetricNames, execute_trial
 
 __all__ = ["FakeClock", "InProcessBackend"]
 
@@ -59,7 +59,7 @@ class InProcessBackend(Backend):
     ) -> None:
         self._queue: deque[tuple[int, Mapping[str, Any]]] = deque()
         self._objective: Callable[[dict[str, Any]], Any] | None = None
-        self._metric = "loss"
+        self._metric: MetricNames = "loss"
         self._concurrency = concurrency
         self._clock = clock
         self._duration = duration
@@ -69,7 +69,7 @@ class InProcessBackend(Backend):
         self.submitted: list[int] = []
 
     def prepare(
-        self, objective: Callable[[dict[str, Any]], Any], *, metric: str, hints: Resources
+        self, objective: Callable[[dict[str, Any]], Any], *, metric: MetricNames, hints: Resources
     ) -> None:
         self._objective = objective
         self._metric = metric

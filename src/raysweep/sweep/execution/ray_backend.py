@@ -43,7 +43,7 @@ from raysweep.sweep.execution._base import (
     TrialReported,
     TrialStarted,
 )
-from raysweep.sweep.execution._worker import execute_trial
+from raysweep.sweep.execution._worker import MetricNames, execute_trial
 
 __all__ = ["NOTICE_AFTER_S", "RayBackend", "register_by_value"]
 
@@ -188,7 +188,10 @@ def _node_ip() -> str:
 
 
 def _make_entry(
-    objective: Callable[[dict[str, Any]], Any], metric: str, inbox_name: str, env: Mapping[str, str]
+    objective: Callable[[dict[str, Any]], Any],
+    metric: MetricNames,
+    inbox_name: str,
+    env: Mapping[str, str],
 ) -> Callable[[int, dict[str, Any], int], dict[str, Any]]:
     """The task body for this experiment; the objective travels inside it, so Ray
     exports it once per experiment rather than pickling it with every trial."""
@@ -329,7 +332,7 @@ class RayBackend(Backend):
             self._task_runtime_env = self._runtime_env
 
     def prepare(
-        self, objective: Callable[[dict[str, Any]], Any], *, metric: str, hints: Resources
+        self, objective: Callable[[dict[str, Any]], Any], *, metric: MetricNames, hints: Resources
     ) -> None:
         self.start(lambda text: None)
         options = _task_options(hints)

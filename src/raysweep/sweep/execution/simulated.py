@@ -56,7 +56,7 @@ from raysweep.sweep.execution._base import (
     TrialReported,
     TrialStarted,
 )
-from raysweep.sweep.execution._worker import Objective, execute_trial
+from raysweep.sweep.execution._worker import MetricNames, Objective, execute_trial
 
 __all__ = ["SimulatedBackend", "VirtualClock"]
 
@@ -156,7 +156,7 @@ class SimulatedBackend(Backend):
         self._lose = lose
         self._clock = clock if clock is not None else VirtualClock()
         self._objective: Objective | None = None
-        self._metric = "loss"
+        self._metric: MetricNames = "loss"
         self._running: dict[int, _Flight] = {}
         self._queued: dict[int, _Flight] = {}
         self._queue: deque[_Flight] = deque()
@@ -170,7 +170,7 @@ class SimulatedBackend(Backend):
         """The virtual clock, which :func:`raysweep.run` then uses as its own."""
         return self._clock
 
-    def prepare(self, objective: Objective, *, metric: str, hints: Resources) -> None:
+    def prepare(self, objective: Objective, *, metric: MetricNames, hints: Resources) -> None:
         self._objective = objective
         self._metric = metric
 
