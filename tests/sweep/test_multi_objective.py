@@ -423,3 +423,24 @@ def test_progress_shows_the_front_size_and_its_metrics() -> None:
     rows = [line.split() for line in frame.splitlines() if line.split()[:1] in (["0"], ["1"])]
     assert [r[:3] for r in rows] == [["1", "1", "2"], ["0", "2", "1"]]
     assert "best trial" not in frame
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_cli_run_reads_the_metric_list_from_the_sweep_file(
+    ray_session: None, tmp_path: Path, random_multi: None
+) -> None:
+    """`raysweep run` on a sweep file with two metrics stores them, and its summary,
+    status and export follow."""
+    from tests.cli.test_cli_run import sweep_folder
+
+    config = sweep_folder(
+        tmp_path, searcher="random", metric=["loss", "double"], mode=["min", "max"]
+    )
+    invoke("run", str(config))
+    directory = str(tmp_path / "runs" / "cli")
+    assert "minimize loss, maximize double" in invoke("status", directory)
+    assert "pareto front" in invoke("status", directory)
+    frame = pd.read_csv(io.StringIO(invoke("export", directory, "--format", "csv")))
+    assert frame["pareto"].any()
+    assert json.loads(invoke("export", directory))["experiment"]["mode"] == ["min", "max"]
