@@ -43,10 +43,8 @@ def two_metrics(config: Mapping[str, Any]) -> dict[str, float]:
 
 
 class ParetoRandom(RandomSearcher):
-    """Random search declared multi-objective (it ignores the objective), recording
-    what it is told."""
-
-    multi_objective = True
+    """Random search (multi-objective: it ignores the objective), recording what it
+    is told."""
 
     def __init__(self, seed: int | None = None) -> None:
         super().__init__(seed)
@@ -64,14 +62,6 @@ class SingleObjectiveOnly(RandomSearcher):
     """A searcher that optimizes one metric only."""
 
     multi_objective = False
-
-
-@pytest.fixture
-def random_multi(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sweep files name searchers; random ignores the objective, so it takes several
-    metrics (its class declares that in the searchers' own change; until then, here)."""
-    if not RandomSearcher.multi_objective:
-        monkeypatch.setattr(RandomSearcher, "multi_objective", True)
 
 
 def run(folder: Path, objective: Any = two_metrics, **kwargs: Any) -> rs.Result:
@@ -126,7 +116,7 @@ def test_one_metric_is_stored_as_before_and_an_old_spec_resumes_unchanged() -> N
     assert "mode: 'min' -> ['min', 'min']" in refused
 
 
-def test_yaml_lists_round_trip(tmp_path: Path, random_multi: None) -> None:
+def test_yaml_lists_round_trip(tmp_path: Path) -> None:
     """A sweep file's metric and mode lists build the same config as Python lists."""
     path = write_sweep(tmp_path, metric=["loss", "acc"], mode=["min", "max"], stop={})
     config = load_sweep_file(path)
@@ -201,7 +191,7 @@ def test_bad_metric_mode_and_stop_give_one_line(values: dict[str, Any], message:
     assert str(info.value) == message
 
 
-def test_a_sweep_file_error_names_the_file(tmp_path: Path, random_multi: None) -> None:
+def test_a_sweep_file_error_names_the_file(tmp_path: Path) -> None:
     """The same rules apply to sweep files, prefixed with the file's path."""
     path = write_sweep(tmp_path, metric=["loss", "latency"], stop={"target": 0.5})
     with pytest.raises(SpecError, match=r"sweep\.yaml: stop\.target: with 2 metrics") as info:
@@ -428,7 +418,7 @@ def test_progress_shows_the_front_size_and_its_metrics() -> None:
 @pytest.mark.ray
 @pytest.mark.slow
 def test_cli_run_reads_the_metric_list_from_the_sweep_file(
-    ray_session: None, tmp_path: Path, random_multi: None
+    ray_session: None, tmp_path: Path
 ) -> None:
     """`raysweep run` on a sweep file with two metrics stores them, and its summary,
     status and export follow."""

@@ -113,7 +113,8 @@ class Param:
         return int(value)
 
 
-def _param(name: str, domain: Domain) -> Param:
+def _param(name: str, declared: Domain) -> Param:
+    domain = declared.base  # a conditional parameter is encoded as its domain
     if isinstance(domain, Uniform | LogUniform):
         return Param(
             name,
@@ -183,7 +184,7 @@ class Encoding:
 
     def to_unit(self, config: Mapping[str, Any]) -> dict[str, float]:
         """Unit coordinates that :meth:`from_unit` maps back to ``config``."""
-        return {p.name: p.domain.to_unit(config[p.name]) for p in self.params}
+        return {p.name: p.domain.to_unit(config[p.name]) for p in self.params if p.name in config}
 
     # -- library tables ---------------------------------------------------------------
     def optuna_distributions(self) -> dict[str, Any]:
@@ -244,6 +245,4 @@ class Encoding:
 
 def finite(value: Any) -> bool:
     """Whether ``value`` is a finite real number (what a library may be told)."""
-    return (
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    )
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -47,12 +47,16 @@ class GridSearcher(Searcher):
         >>> from raysweep.sweep.space import SearchSpace, choice, grid
         >>> space = SearchSpace({"a": grid([1, 2]), "b": choice(["x", "y"])})
         >>> searcher = GridSearcher()
-        >>> searcher.setup(SearchContext(space, ConstraintSet(["a < 2"], space), "loss", "min", 0))
+        >>> from raysweep.objectives import Objectives
+        >>> constraints = ConstraintSet(["a < 2"], space)
+        >>> ctx = SearchContext(space, constraints, Objectives.single("loss"), 0)
+        >>> searcher.setup(ctx)
         >>> searcher.size, searcher.suggest(0), searcher.suggest(1), searcher.suggest(2)
         (4, {'a': 1, 'b': 'x'}, {'a': 1, 'b': 'y'}, None)
     """
 
     name = "grid"
+    multi_objective = True  # it ignores the objective, so any number of metrics is fine
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = check_seed(seed, "GridSearcher")

@@ -99,12 +99,15 @@ class RandomSearcher(Searcher):
         >>> from raysweep.sweep.space import SearchSpace, uniform
         >>> space = SearchSpace({"x": uniform(0, 1)})
         >>> searcher = RandomSearcher(seed=0)
-        >>> searcher.setup(SearchContext(space, ConstraintSet(None, space), "loss", "min", None))
+        >>> from raysweep.objectives import Objectives
+        >>> ctx = SearchContext(space, ConstraintSet(None, space), Objectives.single("loss"), None)
+        >>> searcher.setup(ctx)
         >>> 0 <= searcher.suggest(0)["x"] <= 1
         True
     """
 
     name = "random"
+    multi_objective = True  # it ignores the objective, so any number of metrics is fine
     # Every free parameter gets a coordinate; from_unit leaves out inactive ones.
     conditional = True
 

@@ -46,12 +46,15 @@ class SobolSearcher(Searcher):
         >>> from raysweep.sweep.space import SearchSpace, uniform
         >>> space = SearchSpace({"x": uniform(0, 1), "y": uniform(0, 1)})
         >>> searcher = SobolSearcher(scramble=False)
-        >>> searcher.setup(SearchContext(space, ConstraintSet(None, space), "loss", "min", 0))
+        >>> from raysweep.objectives import Objectives
+        >>> ctx = SearchContext(space, ConstraintSet(None, space), Objectives.single("loss"), 0)
+        >>> searcher.setup(ctx)
         >>> [searcher.suggest(i) for i in range(2)]
         [{'x': 0.0, 'y': 0.0}, {'x': 0.5, 'y': 0.5}]
     """
 
     name = "sobol"
+    multi_objective = True  # it ignores the objective, so any number of metrics is fine
     # Every free parameter gets a coordinate; from_unit leaves out inactive ones.
     conditional = True
 

@@ -1,0 +1,460 @@
+"""Optuna's samplers as raysweep searchers, through Optuna's ask/tell interface.
+
+One adapter, :class:`OptunaSearcher`, holds an in-memory Optuna study that
+mirrors the experiment: every suggestion is an Optuna trial asked for, every
+dispatched trial stays RUNNING there until its outcome is told, so samplers that
+look at running trials (TPE's constant liar, the GP sampler's q-batch
+acquisition) propose k different points for k workers. Failed trials are told
+as FAIL, never as a value; a suggestion the runner rejects for a constraint is
+told as FAIL too, so no Optuna trial is left dangling.
+
+Resume: the store's trials rebuild the Optuna study (completed ones with their
+values, failed ones as failed, those run again as pending), so nothing is
+counted twice. What the trials cannot give back is the random state; instead of
+pickling a sampler, each ask uses a fresh sampler seeded from the experiment
+seed and the number of asks so far, so ``state_dict`` is two integers and a
+resumed run draws exactly what an uninterrupted one would have drawn. (The GP
+sampler thereby refits its kernel from scratch on each ask, which also makes it
+reproducible.)
+
+The subclasses only choose a sampler: :class:`TPESearcher` (``tpe``),
+:class:`GPSearcher` (``gp``, needs torch), :class:`CmaEsSearcher` (``cmaes``),
+:class:`QMCSearcher` (``qmc``), :class:`NSGA2Searcher` and
+:class:`NSGA3Searcher` (``nsga2``, ``nsga3``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from raysweep.errors import InfeasibleSpaceError, MissingExtraError, RaysweepError, SpecError
+from raysweep.sweep.searchers._base import SearchContext, Searcher
+from raysweep.sweep.searchers._encoding import Encoding, Kind
+from raysweep.sweep.searchers.random import MAX_DRAWS, check_seed
+from raysweep.trial import Trial
+
+__all__ = [
+    "CmaEsSearcher",
+    "GPSearcher",
+    "NSGA2Searcher",
+    "NSGA3Searcher",
+    "OptunaSearcher",
+    "QMCSearcher",
+    "TPESearcher",
+]
+
+
+def import_optuna(feature: str) -> Any:
+    """The ``optuna`` module, quietened, or :class:`MissingExtraError` naming ``feature``."""
+    try:
+        import optuna
+    except ImportError as exc:
+        raise MissingExtraError("optuna", "optuna", feature) from exc
+    # Optuna logs every told trial at INFO; the progress display already shows them.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def ask_seed(seed: int, asks: int) -> int:
+    """The seed of the sampler used for ask number ``asks`` of an experiment seeded ``seed``."""
+    return int(np.random.SeedSequence([seed, asks]).generate_state(1)[0])
+
+
+class OptunaSearcher(Searcher):
+    """Base of the Optuna-backed searchers; subclasses implement :meth:`make_sampler`.
+
+    Args:
+        seed: overrides the experiment seed (``ctx.seed``) when given; without
+            either, a seed is drawn and kept in the state.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = check_seed(seed, type(self).__name__)
+        self._optuna = import_optuna(f"searcher {self.name!r}")
+        self._seed: int | None = None
+        self._asks = 0
+        self._live: dict[int, Any] = {}  # raysweep trial id -> pending optuna.Trial
+        self._last: int | None = None  # trial id of the last suggestion
+        self._study: Any = None
+
+    # -- what subclasses choose ---------------------------------------------------------
+    def make_sampler(self, seed: int) -> Any:
+        """A new Optuna sampler seeded with ``seed``."""
+        raise NotImplementedError
+
+    # -- life cycle ---------------------------------------------------------------------
+    def setup(self, ctx: SearchContext) -> None:
+        super().setup(ctx)
+        import secrets
+
+        seed = self.seed if self.seed is not None else ctx.seed
+        self._seed = seed if seed is not None else secrets.randbits(63)
+        self._encoding = Encoding(ctx.space)
+        self._distributions = self._encoding.optuna_distributions()
+        # The order parameters are asked in decides which random draw goes to which
+        # parameter; kept in the state, so a resumed experiment whose space was
+        # reordered continues the same sequence.
+        self._order = list(ctx.space)
+        self._attr_runs: dict[str, list[list[int]]] = {}
+        self._asked_attrs: dict[int, dict[str, Any]] = {}
+        self._newest: tuple[int, dict[str, Any]] | None = None
+        self._new_study()
+
+    def _new_study(self) -> None:
+        directions = [m.direction.verb for m in self.ctx.objectives]
+        self._study = self._optuna.create_study(
+            directions=directions, sampler=self._sampler_for_ask()
+        )
+        self._live.clear()
+
+    def _sampler_for_ask(self) -> Any:
+        if self._seed is None:
+            raise RaysweepError(f"{type(self).__name__}.setup(ctx) must be called before use")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ExperimentalWarning for newer samplers
+            return self.make_sampler(ask_seed(self._seed, self._asks) % 2**32)
+
+    # -- asking -------------------------------------------------------------------------
+    def suggest(self, trial_id: int) -> dict[str, Any] | None:
+        """The next configuration; infeasible ones (constraints) are told to Optuna
+        as failed and asked again, at most :data:`MAX_DRAWS` times."""
+        if self._study is None:
+            raise RaysweepError(f"{type(self).__name__}.setup(ctx) must be called before use")
+        constraints = self.ctx.constraints
+        for _ in range(MAX_DRAWS):
+            trial, config = self._ask()
+            if not len(constraints) or constraints.is_feasible(config):
+                self._live[trial_id] = trial
+                self._last = trial_id
+                self.asked(trial_id, trial)
+                return config
+            self._study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
+        raise InfeasibleSpaceError(
+            f"the {self.name} searcher drew {MAX_DRAWS} configurations and none satisfied "
+            f"the constraints {constraints.to_json()}; they may be unsatisfiable in this space"
+        )
+
+    def _ask(self) -> tuple[Any, dict[str, Any]]:
+        self._study.sampler = self._sampler_for_ask()
+        self._asks += 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trial = self._study.ask()
+            return trial, self._ask_params(trial)
+
+    # Samplers keep some state in their trials' system attributes (the genetic
+    # samplers a generation number, CMA-ES its optimizer), which the stored trials
+    # do not hold: without it a resumed study would start again at generation 0.
+    # Integer attributes are kept as runs of equal values over trial ids; the
+    # others (an optimizer) only for the newest completed trial carrying them,
+    # which is the only one a sampler reads back.
+    def asked(self, trial_id: int, trial: Any) -> None:
+        attrs = self._study._storage.get_trial_system_attrs(trial._trial_id)
+        other = {}
+        for key, value in attrs.items():
+            if key == "fixed_params":  # Optuna's own record of an enqueued trial
+                continue
+            if isinstance(value, int) and not isinstance(value, bool):
+                runs = self._attr_runs.setdefault(key, [])
+                if not runs or runs[-1][1] != value:
+                    runs.append([trial_id, value])
+            else:
+                other[key] = value
+        if other:
+            self._asked_attrs[trial_id] = other
+
+    def trial_attrs(self, trial_id: int) -> dict[str, Any]:
+        """The system attributes Optuna wrote on trial ``trial_id``, as far as kept."""
+        out: dict[str, Any] = {}
+        for key, runs in self._attr_runs.items():
+            values = [value for first, value in runs if first <= trial_id]
+            if values:
+                out[key] = values[-1]
+        if self._newest is not None and self._newest[0] == trial_id:
+            out.update(self._newest[1])
+        return out
+
+    def _completed_attrs(self, trial_id: int) -> None:
+        attrs = self._asked_attrs.pop(trial_id, None)
+        if attrs and (self._newest is None or trial_id >= self._newest[0]):
+            self._newest = (trial_id, attrs)
+
+    def _ask_params(self, trial: Any) -> dict[str, Any]:
+        """Ask ``trial`` for each active parameter, in the space's order, so a
+        parameter's condition sees the values chosen before it (define-by-run)."""
+        space = self.ctx.space
+        config: dict[str, Any] = {}
+        for name in self._order:
+            if name not in self._distributions:
+                config[name] = space[name].from_unit(0.0)  # fixed
+                continue
+            if not space.active(name, config):
+                continue
+            param = self._encoding[name]
+            dist = self._distributions[name]
+            if param.kind is Kind.FLOAT:
+                raw: Any = trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+            elif param.kind is Kind.INT:
+                raw = trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+            else:
+                raw = trial.suggest_categorical(name, dist.choices)
+            config[name] = param.decode(raw)
+        return {name: config[name] for name in space if name in config}
+
+    def _pending(self, trial: Trial) -> Any:
+        """An Optuna trial, RUNNING, holding ``trial``'s stored configuration."""
+        encoded = self._encoding.encode(trial.config)
+        self._study.enqueue_trial(encoded)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pending = self._study.ask()
+            self._ask_params(pending)
+        for key, value in self.trial_attrs(trial.trial_id).items():
+            self._study._storage.set_trial_system_attr(pending._trial_id, key, value)
+        return pending
+
+    # -- telling ------------------------------------------------------------------------
+    def on_trial_start(self, trial: Trial) -> None:
+        if trial.trial_id not in self._live:
+            self._live[trial.trial_id] = self._pending(trial)
+
+    def on_trial_complete(self, trial: Trial) -> None:
+        values = [m.value(trial.metrics) for m in self.ctx.objectives]
+        if any(v is None for v in values):  # the runner never sends these; be safe
+            self.on_trial_error(trial)
+            return
+        live = self._live.pop(trial.trial_id, None)
+        self._completed_attrs(trial.trial_id)
+        if live is not None:
+            self._study.tell(live, values)
+        else:
+            self._study.add_trial(self._frozen(trial, "COMPLETE", values))
+
+    def on_trial_error(self, trial: Trial) -> None:
+        self._asked_attrs.pop(trial.trial_id, None)
+        live = self._live.pop(trial.trial_id, None)
+        if live is not None:
+            self._study.tell(live, state=self._optuna.trial.TrialState.FAIL)
+        else:
+            self._study.add_trial(self._frozen(trial, "FAIL", None))
+
+    def on_rejected(self, config: Mapping[str, Any]) -> None:
+        if self._last is not None and (live := self._live.pop(self._last, None)) is not None:
+            self._study.tell(live, state=self._optuna.trial.TrialState.FAIL)
+
+    def _frozen(self, trial: Trial, state: str, values: list[float | None] | None) -> Any:
+        encoded = self._encoding.encode(trial.config)
+        return self._optuna.trial.create_trial(
+            state=getattr(self._optuna.trial.TrialState, state),
+            params=encoded,
+            distributions={name: self._distributions[name] for name in encoded},
+            values=values,
+            system_attrs=self.trial_attrs(trial.trial_id),
+        )
+
+    # -- resume -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self._seed,
+            "asks": self._asks,
+            "order": self._order,
+            "attr_runs": self._attr_runs,
+            "newest_attrs": None if self._newest is None else list(self._newest),
+            # What samplers keep on the study: QMC's position in its sequence, the
+            # genetic samplers' parent populations.
+            "study_attrs": self._study._storage.get_study_system_attrs(self._study._study_id),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        seed, asks = state.get("seed"), state.get("asks")
+        if not isinstance(seed, int) or not isinstance(asks, int) or asks < 0:
+            raise SpecError(f"{type(self).__name__} cannot restore from state {dict(state)!r}")
+        self._seed, self._asks = seed, asks
+        order = state.get("order")
+        space = self.ctx.space
+        if isinstance(order, list) and sorted(order) == sorted(space) and not space.conditional:
+            self._order = list(order)
+        runs, newest = state.get("attr_runs") or {}, state.get("newest_attrs")
+        if isinstance(runs, Mapping):
+            self._attr_runs = {str(k): [list(r) for r in v] for k, v in runs.items()}
+        if isinstance(newest, list) and len(newest) == 2 and isinstance(newest[1], Mapping):
+            self._newest = (int(newest[0]), dict(newest[1]))
+        self._new_study()
+        study_attrs = state.get("study_attrs") or {}
+        if isinstance(study_attrs, Mapping):
+            for key, value in study_attrs.items():
+                self._study._storage.set_study_system_attr(self._study._study_id, str(key), value)
+
+    @property
+    def optuna_study(self) -> Any:
+        """The Optuna study mirroring the experiment (read it, do not tell it)."""
+        return self._study
+
+
+class TPESearcher(OptunaSearcher):
+    """Optuna's TPE: multivariate, with the constant liar for running trials.
+
+    Handles conditional spaces (grouped by which parameters are active) and
+    several objectives (MOTPE).
+
+    Args:
+        seed: see :class:`OptunaSearcher`.
+        n_startup_trials: random trials before the model is used.
+    """
+
+    name = "tpe"
+    multi_objective = True
+    conditional = True
+
+    def __init__(self, seed: int | None = None, n_startup_trials: int = 10) -> None:
+        super().__init__(seed)
+        self.n_startup_trials = _count(n_startup_trials, "n_startup_trials", self.name)
+
+    def make_sampler(self, seed: int) -> Any:
+        return self._optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=self.n_startup_trials,
+            multivariate=True,
+            group=self.ctx.space.conditional,
+            constant_liar=True,
+            warn_independent_sampling=False,
+        )
+
+
+class GPSearcher(OptunaSearcher):
+    """Optuna's Gaussian-process Bayesian optimization (log EI; q-batch for
+    running trials; EHVI for several objectives). Needs torch.
+
+    Args:
+        seed: see :class:`OptunaSearcher`.
+        n_startup_trials: quasi-random trials before the GP is used.
+        deterministic_objective: the objective has no noise.
+    """
+
+    name = "gp"
+    multi_objective = True
+
+    def __init__(
+        self,
+        seed: int | None = None,
+        n_startup_trials: int = 10,
+        deterministic_objective: bool = False,
+    ) -> None:
+        super().__init__(seed)
+        try:
+            import torch  # noqa: F401 - Optuna's GP sampler runs on torch
+        except ImportError as exc:
+            raise MissingExtraError("torch", "gp", "searcher 'gp'") from exc
+        self.n_startup_trials = _count(n_startup_trials, "n_startup_trials", self.name)
+        if not isinstance(deterministic_objective, bool):
+            raise SpecError(
+                f"searcher 'gp' deterministic_objective must be true or false, "
+                f"got {deterministic_objective!r}"
+            )
+        self.deterministic_objective = deterministic_objective
+
+    def make_sampler(self, seed: int) -> Any:
+        return self._optuna.samplers.GPSampler(
+            seed=seed,
+            n_startup_trials=self.n_startup_trials,
+            deterministic_objective=self.deterministic_objective,
+            independent_sampler=self._optuna.samplers.QMCSampler(seed=seed, scramble=True),
+            warn_independent_sampling=False,
+        )
+
+
+class CmaEsSearcher(OptunaSearcher):
+    """Optuna's CMA-ES (numerical parameters; choices are sampled at random).
+
+    Args:
+        seed: see :class:`OptunaSearcher`.
+        popsize: population size (default: CMA-ES's own rule from the dimension).
+    """
+
+    name = "cmaes"
+
+    def __init__(self, seed: int | None = None, popsize: int | None = None) -> None:
+        super().__init__(seed)
+        try:
+            import cmaes  # noqa: F401 - Optuna's CMA-ES sampler runs on it
+        except ImportError as exc:
+            raise MissingExtraError("cmaes", "optuna", "searcher 'cmaes'") from exc
+        self.popsize = None if popsize is None else _count(popsize, "popsize", self.name)
+
+    def make_sampler(self, seed: int) -> Any:
+        return self._optuna.samplers.CmaEsSampler(
+            seed=seed, popsize=self.popsize, warn_independent_sampling=False
+        )
+
+
+class QMCSearcher(OptunaSearcher):
+    """Optuna's quasi-Monte Carlo sampler (scrambled Sobol' or Halton).
+
+    Args:
+        seed: see :class:`OptunaSearcher`.
+        qmc_type: ``"sobol"`` or ``"halton"``.
+    """
+
+    name = "qmc"
+    multi_objective = True
+
+    def __init__(self, seed: int | None = None, qmc_type: str = "sobol") -> None:
+        super().__init__(seed)
+        if qmc_type not in ("sobol", "halton"):
+            raise SpecError(
+                f"searcher 'qmc' qmc_type must be 'sobol' or 'halton', got {qmc_type!r}"
+            )
+        self.qmc_type = qmc_type
+
+    def make_sampler(self, seed: int) -> Any:
+        # The sequence is scrambled with the experiment seed, the same for every
+        # ask (or it would not be one sequence); the per-ask seed drives only the
+        # random sampler Optuna uses before the search space is known.
+        return self._optuna.samplers.QMCSampler(
+            qmc_type=self.qmc_type,
+            scramble=True,
+            seed=(self._seed or 0) % 2**32,
+            independent_sampler=self._optuna.samplers.RandomSampler(seed=seed),
+            warn_asynchronous_seeding=False,
+            warn_independent_sampling=False,
+        )
+
+
+class NSGA2Searcher(OptunaSearcher):
+    """Optuna's NSGA-II genetic algorithm, for several objectives (or one).
+
+    Args:
+        seed: see :class:`OptunaSearcher`.
+        population_size: individuals per generation.
+    """
+
+    name = "nsga2"
+    multi_objective = True
+
+    def __init__(self, seed: int | None = None, population_size: int = 50) -> None:
+        super().__init__(seed)
+        self.population_size = _count(population_size, "population_size", self.name, minimum=2)
+
+    def make_sampler(self, seed: int) -> Any:
+        return self._optuna.samplers.NSGAIISampler(seed=seed, population_size=self.population_size)
+
+
+class NSGA3Searcher(NSGA2Searcher):
+    """Optuna's NSGA-III (reference points; for three or more objectives)."""
+
+    name = "nsga3"
+
+    def make_sampler(self, seed: int) -> Any:
+        return self._optuna.samplers.NSGAIIISampler(seed=seed, population_size=self.population_size)
+
+
+def _count(value: Any, option: str, searcher: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(
+            f"searcher {searcher!r} {option} must be an integer >= {minimum}, got {value!r}"
+        )
+    return value
