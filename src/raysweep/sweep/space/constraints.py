@@ -29,6 +29,7 @@ from raysweep.errors import ConstraintError
 
 if TYPE_CHECKING:
     from raysweep.sweep.space import SearchSpace
+    from raysweep.sweep.space.linear import LinearInequality
 
 __all__ = ["Constraint", "ConstraintSet"]
 
@@ -368,6 +369,21 @@ class Constraint:
     def __reduce__(self) -> tuple[type[Constraint], tuple[str, tuple[str, ...]]]:
         # Closures do not pickle; recompiling from the text does, and is cheap.
         return (Constraint, (self.expr, tuple(sorted(self._allowed))))
+
+    def linear(self) -> tuple[LinearInequality, ...] | None:
+        """The condition as linear inequalities over parameters, all of which must
+        hold, or ``None`` when it is not one (e.g. ``"x + 2*y <= 3"`` gives one,
+        ``"0 < a <= b"`` two, ``"a * b <= 1"`` or ``"a != b"`` none); the rules are
+        those of :mod:`raysweep.sweep.space.linear`. Libraries that search inside
+        linear constraints (Ax) take these; raysweep still checks every config.
+
+        Example:
+            >>> [str(p) for p in Constraint("a - b >= 0", ["a", "b"]).linear()]
+            ['-a + b <= 0']
+        """
+        from raysweep.sweep.space.linear import linear_form  # only adapters need it
+
+        return linear_form(self.expr)
 
 
 class ConstraintSet:
