@@ -304,7 +304,9 @@ def run_tune(searcher: str, problem: Problem, evals: int, seed: int, work: str) 
         tune_config=tune.TuneConfig(
             search_alg=alg, num_samples=evals, max_concurrent_trials=CONCURRENT
         ),
-        run_config=tune.RunConfig(storage_path=work, name=f"tune-{searcher}", verbose=0),
+        run_config=tune.RunConfig(
+            storage_path=work, name=f"{problem.name}-tune-{searcher}-{seed}", verbose=0
+        ),
     )
     grid = tuner.fit()
     records = []
@@ -396,6 +398,8 @@ def unavailable(contestant: str, problem: Problem) -> str | None:
         multi = searcher_class(name).multi_objective
     except ImportError:  # MissingExtraError included, and a module not written yet
         return "not installed"
+    except Exception as exc:
+        return f"error (constructing it: {type(exc).__name__}: {exc})"
     if len(problem.metrics) > 1 and not multi:
         return "n/a"
     return None
@@ -570,17 +574,18 @@ def main() -> None:
             for seed in range(seeds):
                 row = measure(contestant, problem, evals, seed, work, why)
                 runs.append(row)
+                done = f" {problem.figure}={fmt(problem, row['figure'])} wall={row['wall_s']:.1f}s"
                 print(
-                    f"{problem.name} {contestant} seed={seed} {row['status']} "
-                    f"{problem.figure}={fmt(problem, row['figure'])} wall={row['wall_s']:.1f}s",
+                    f"{problem.name} {contestant} seed={seed} {row['status']}"
+                    + (done if row["status"] == "ok" else ""),
                     file=sys.stderr if row["status"].startswith("error") else sys.stdout,
                     flush=True,
                 )
                 if args.json:
                     with open(args.json, "w") as f:
                         json.dump(nan_to_null({"settings": settings, "runs": runs}), f, indent=1)
-                if row["status"] != "ok" and not row["status"].startswith("error"):
-                    break  # not installed or n/a: the same answer for every seed
+                if why is not None or row["status"].startswith("n/a"):
+                    break  # the same answer for every seed
         print("\n" + table(problem, contestants, runs) + "\n", flush=True)
     for problem in problems:
         print(summary(problem, runs))
