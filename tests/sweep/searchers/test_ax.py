@@ -25,6 +25,7 @@ pytest.importorskip("ax")
 import raysweep as rs
 from raysweep.errors import MissingExtraError, SpecError
 from raysweep.objectives import Direction, Metric, Objectives
+from raysweep.sweep.execution import FakeClock, InProcessBackend
 from raysweep.sweep.searchers import RandomSearcher, SearchContext, Searcher, make_searcher
 from raysweep.sweep.searchers.ax_client import AxSearcher
 from raysweep.sweep.space import Fixed, SearchSpace, choice, loguniform, quniform, randint, uniform
@@ -140,6 +141,14 @@ def test_missing_ax_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
         MissingExtraError, match=r"searcher 'ax' needs .*'ax-platform'.*raysweep\[ax\]"
     ):
         AxSearcher()
+
+
+def test_quality_without_numpyro_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """method='quality' needs NumPyro for BoTorch's fully Bayesian GP: missing, the
+    constructor says so, instead of the run failing after its Sobol' phase."""
+    monkeypatch.setitem(sys.modules, "numpyro", None)
+    with pytest.raises(MissingExtraError, match=r"method='quality' .* package 'numpyro'"):
+        AxSearcher(method="quality")
 
 
 def test_seeded_sequential_runs_repeat() -> None:
@@ -298,6 +307,38 @@ def test_empty_space_gives_the_constants() -> None:
     assert draw(searcher, 2) == [{"k": 1}, {"k": 1}]
     searcher.on_trial_complete(completed(0, {"k": 1}, loss=1.0))
     assert searcher.ax_client is None
+
+
+def test_a_resumed_run_rebuilds_ax_from_the_store(storage: Path) -> None:
+    """Resumed through raysweep.run (state and trials read back from the store), Ax holds
+    each stored trial once and the run goes on with new points."""
+    options: dict[str, Any] = {
+        "metric": "loss",
+        "num_trials": 4,
+        "seed": 8,
+        "name": "ax-resume",
+        "storage": storage,
+        "verbose": 0,
+    }
+
+    def run(searcher: AxSearcher, **changes: Any) -> rs.Result:
+        clock = FakeClock()
+        backend = InProcessBackend(concurrency=1, clock=clock)
+        return rs.run(
+            branin,
+            BRANIN,
+            searcher=searcher,
+            backend=backend,
+            clock=clock,
+            **{**options, **changes},
+        )
+
+    first = run(AxSearcher(initialization_budget=3))
+    searcher = AxSearcher(initialization_budget=3)
+    result = run(searcher, num_trials=5, resume=True)
+    assert [t.config for t in result.trials[:4]] == [t.config for t in first.trials]
+    assert ax_trials(searcher) == {"COMPLETED": 5}
+    assert len({json.dumps(t.config, sort_keys=True) for t in result.trials}) == 5
 
 
 @pytest.mark.ray

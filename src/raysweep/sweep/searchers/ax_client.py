@@ -33,6 +33,7 @@ settings are what they were everywhere else.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import secrets
@@ -120,8 +121,8 @@ class AxSearcher(Searcher):
         seed: overrides the experiment seed (``ctx.seed``) when given; without
             either, a seed is drawn and kept in the state.
         method: Ax's ``"fast"`` (its default GP), ``"quality"`` (a fully Bayesian
-            SAAS GP: better in many dimensions, much slower) or ``"random_search"``
-            (Sobol' points only).
+            SAAS GP: better in many dimensions, much slower; needs JAX and NumPyro)
+            or ``"random_search"`` (Sobol' points only).
         initialization_budget: quasi-random trials (the center of the space
             included) before the model is used; Ax's default (5) when ``None``.
 
@@ -133,8 +134,10 @@ class AxSearcher(Searcher):
         >>> searcher = AxSearcher(seed=0)  # doctest: +SKIP
         >>> searcher.setup(SearchContext(space, ConstraintSet(["x + y <= 1"], space),
         ...                              Objectives.single("loss"), None))  # doctest: +SKIP
-        >>> searcher.suggest(0)  # the center of the space  # doctest: +SKIP
-        {'x': 0.5, 'y': 0.5}
+        >>> searcher.ax_constraints  # doctest: +SKIP
+        ['1.0*x + 1.0*y <= 0.9999999']
+        >>> sum(searcher.suggest(0).values()) <= 1  # doctest: +SKIP
+        True
     """
 
     name = "ax"
@@ -163,6 +166,17 @@ class AxSearcher(Searcher):
             )
         self.initialization_budget = initialization_budget
         _import_ax(f"searcher {self.name!r}")
+        if method == "quality":
+            # BoTorch's fully Bayesian GP runs NUTS on JAX/NumPyro, imported only at the
+            # first model fit; missing, the run would fail after its Sobol' phase.
+            for package in ("jax", "numpyro"):
+                if importlib.util.find_spec(package) is None:
+                    raise MissingExtraError(
+                        package,
+                        "ax",
+                        "searcher 'ax' with method='quality' (BoTorch's fully Bayesian GP, "
+                        "botorch[fully_bayesian])",
+                    )
         self._seed: int | None = None
         self._order: list[str] = []
         self._start = 0  # Sobol' position the current Ax experiment started from
