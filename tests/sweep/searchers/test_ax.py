@@ -242,7 +242,8 @@ def test_several_objectives_with_odd_names() -> None:
 
 def test_linear_constraints_are_given_to_ax_in_its_terms() -> None:
     """Linear parts on float/int ranges reach Ax (quniform as its index, constants folded,
-    strict integer sums tightened); log, choice and non-linear ones stay with raysweep."""
+    strict integer sums tightened); log, choice and non-linear ones stay with raysweep,
+    and the summary counts them."""
     space = SearchSpace(
         {
             "a": uniform(0, 1),
@@ -267,6 +268,8 @@ def test_linear_constraints_are_given_to_ax_in_its_terms() -> None:
         "-1.0*n <= -1.0",
         "1.0*n <= 4.0",
     ]
+    assert (searcher.summary() or "").startswith("ax: 2 of 5 constraint(s) are linear")
+    assert fresh().summary() is None
 
 
 def test_ax_keeps_inside_linear_constraints_without_rejections() -> None:

@@ -4,8 +4,9 @@ One in-memory Ax experiment mirrors the raysweep experiment. Each suggestion
 is one new Ax trial, and it stays RUNNING in Ax until raysweep tells its
 outcome, so Ax counts it as pending and k suggestions in a row are k different
 points (asynchronous parallelism). Outcomes are told as Ax expects them:
-completed with every objective metric, failed (never a value), abandoned for a
-configuration raysweep rejected, so no Ax trial is left dangling.
+completed with every objective metric, failed (never a value; Ax may try the
+point again), abandoned for a configuration raysweep rejected or a trial the
+scheduler pruned (Ax never proposes those again), so no Ax trial is left dangling.
 
 Ax's generation strategy is the one its ``Client`` would choose (the center of
 the space, Sobol' points, then BoTorch), with two settings of raysweep's: the
@@ -22,7 +23,11 @@ Resume: :meth:`AxSearcher.restore` (the default replay of the hooks) rebuilds
 the Ax experiment from the stored trials, each attached once. What the trials
 cannot give back is the seed and how far Ax's Sobol' sequence went; those are
 the state, so a resumed run continues the sequence instead of starting it again
-(and the center point is not proposed twice).
+(and the center point is not proposed twice): told the same results, a resumed
+run proposes what the uninterrupted one would have (model phase included).
+
+BoTorch fits and optimizes in the driver on torch's threads; where trials keep
+every core busy, fewer threads (``torch.set_num_threads``) can be much faster.
 
 Ax logs every trial at INFO on its own stderr handler, and BoTorch warns about
 numerics. While Ax runs for this searcher, a filter on the handlers of the
@@ -186,6 +191,7 @@ class AxSearcher(Searcher):
         self._live: dict[int, int] = {}  # raysweep trial id -> Ax trial index, pending
         self._last: int | None = None  # trial id of the last suggestion
         self.ax_constraints: list[str] = []
+        self._whole = 0
 
     # -- building the Ax experiment ---------------------------------------------------
     def setup(self, ctx: SearchContext) -> None:
@@ -197,13 +203,23 @@ class AxSearcher(Searcher):
         # which one; kept in the state, so a reordered space continues the sequence.
         self._order = [p.name for p in self._encoding.params]
         #: The linear constraints handed to Ax, in Ax's syntax.
-        self.ax_constraints = [
-            text
-            for constraint in ctx.constraints
-            for part in constraint.linear() or ()
-            if (text := self._ax_inequality(part)) is not None
-        ]
+        self.ax_constraints = []
+        self._whole = 0  # constraints Ax was given entirely
+        for constraint in ctx.constraints:
+            texts = [self._ax_inequality(part) for part in constraint.linear() or ()]
+            self.ax_constraints.extend(t for t in texts if t is not None)
+            self._whole += bool(texts) and None not in texts
         self._build(start=0)
+
+    def summary(self) -> str | None:
+        """Which constraints Ax searches inside; ``None`` without constraints."""
+        total = len(self.ctx.constraints)
+        if not total:
+            return None
+        return (
+            f"ax: {self._whole} of {total} constraint(s) are linear on float/integer ranges "
+            "and kept by Ax itself; the others are checked on each of its proposals"
+        )
 
     def _build(self, start: int) -> None:
         """A new, empty Ax experiment whose Sobol' sequence starts at ``start``."""
