@@ -197,6 +197,9 @@ def _sweep(grid: _Lines, spec: Mapping[str, Any], store: ExperimentStore, now: f
         "objective",
         f"{spec.get('objective', '?')}, {objectives.describe()}, searcher {searcher_name}",
     )
+    summary = store.get_meta("searcher_summary")
+    if isinstance(summary, str):
+        grid.row("searcher", summary)
     trials = store.trials()
     counts = store.count_by_state()
     planned = spec.get("num_trials")

@@ -86,6 +86,7 @@ def execute(config: SweepConfig) -> Result:
             objectives=config.objectives,
             seed=config.seed,
             num_trials=config.num_trials,
+            max_concurrent=config.max_concurrent,
         )
     )
     location = config.location
@@ -164,6 +165,11 @@ def _execute(
     if config.resume and isinstance(saved, dict) and saved.get("name") == searcher.name:
         searcher.load_state_dict(saved.get("state") or {})
     searcher.restore(in_space)
+    summary = searcher.summary()
+    if summary is not None:
+        study.stage_meta("searcher_summary", summary)
+        study.save_searcher_state()
+        guard.on_note(summary)
     now = clock.now()
     # Unfinished trials a forced change left outside the space cannot be re-run.
     inside = {t.trial_id for t in in_space}

@@ -151,7 +151,7 @@ class SweepConfig:
         doc="'auto' (a model-based choice by space, budget and parallelism), 'tpe', 'gp', "
         "'cmaes', 'qmc', 'nsga2', 'nsga3', 'ax', 'hebo', 'bayesopt', 'random', 'grid', "
         "'sobol', {name: ..., <option>: ...}, or a Searcher instance",
-        check=checks.searcher, default="random", to_json=SearcherChoice.to_json,
+        check=checks.searcher, default="auto", to_json=SearcherChoice.to_json,
         from_json=checks.searcher_from_json,
         annotation="str | Mapping[str, Any] | Searcher",
     ))  # fmt: skip

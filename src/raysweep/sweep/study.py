@@ -235,6 +235,11 @@ class Study:
             ):
                 self._best = trial  # a tie: the lower id wins, as in Objectives.best
 
+    def save_searcher_state(self) -> None:
+        """Store the searcher's state with the next commit even if nothing was asked
+        (a choice made at setup must outlive a crash before the first trial)."""
+        self._asked = True
+
     def stage_meta(self, key: str, value: Any) -> None:
         self._meta[key] = value
 

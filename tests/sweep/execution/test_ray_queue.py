@@ -72,10 +72,13 @@ def test_queued_trials_are_not_running_and_do_not_time_out(storage: Path, tmp_pa
             def queued_past_the_timeout() -> bool:
                 running, queued = stored()
                 now = time.time()
+                # The store holds a trial before it is dispatched (and the first
+                # dispatch of a run can take seconds), so wait for the display too.
                 return (
                     not running
                     and len(queued) == 2
                     and all(now > (t.queued_at or now) + timeout_s for t in queued)
+                    and "queued 2" in _views(directory, progress)[1]
                 )
 
             wait_until(queued_past_the_timeout, "two trials queued for longer than timeout_s")

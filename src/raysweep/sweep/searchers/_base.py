@@ -33,6 +33,7 @@ class SearchContext(OptimizesObjectives):
         objectives: what is optimized; ``metric`` and ``mode`` name its primary metric.
         seed: the experiment seed (``None`` = not reproducible).
         num_trials: the planned number of trials, when known.
+        max_concurrent: trials in flight at most, when the user set it.
     """
 
     space: SearchSpace
@@ -40,6 +41,7 @@ class SearchContext(OptimizesObjectives):
     objectives: Objectives
     seed: int | None
     num_trials: int | None = None
+    max_concurrent: int | None = None
 
 
 class Searcher(abc.ABC):
@@ -86,6 +88,12 @@ class Searcher(abc.ABC):
 
     def on_rejected(self, config: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook, no-op by default
         """The runner rejected ``config`` because it violates a constraint."""
+
+    def summary(self) -> str | None:
+        """One line on a choice this searcher made at setup (``auto`` says which
+        searcher it took and why), stored with the experiment and shown by
+        ``raysweep status``; ``None`` when there is nothing to say."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serializable state needed to continue the sequence after a resume."""

@@ -362,7 +362,15 @@ class GPSearcher(OptunaSearcher):
             seed=seed,
             n_startup_trials=self.n_startup_trials,
             deterministic_objective=self.deterministic_objective,
-            independent_sampler=self._optuna.samplers.QMCSampler(seed=seed, scramble=True),
+            # Start-up points from one scrambled Sobol' sequence (seeded once per
+            # experiment, or it would not be one sequence).
+            independent_sampler=self._optuna.samplers.QMCSampler(
+                seed=(self._seed or 0) % 2**32,
+                scramble=True,
+                independent_sampler=self._optuna.samplers.RandomSampler(seed=seed),
+                warn_asynchronous_seeding=False,
+                warn_independent_sampling=False,
+            ),
             warn_independent_sampling=False,
         )
 
