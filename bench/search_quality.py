@@ -534,6 +534,19 @@ def nan_to_null(value: Any) -> Any:
     return value
 
 
+def earlier_runs(path: str | None, evals: int) -> list[dict[str, Any]]:
+    """The finished runs of an earlier invocation with the same number of evaluations."""
+    if not path or not os.path.exists(path):
+        return []
+    with open(path) as f:
+        earlier = json.load(f)
+    if earlier["settings"]["evals"] != evals:
+        raise SystemExit(f"--json: {path} holds runs of {earlier['settings']['evals']} evals")
+    runs: list[dict[str, Any]] = [r for r in earlier["runs"] if r["status"] == "ok"]
+    print(f"kept {len(runs)} finished runs from {path}", flush=True)
+    return runs
+
+
 def parse_names(text: str | None, valid: Sequence[str], what: str) -> list[str]:
     if text is None:
         return list(valid)
@@ -552,7 +565,11 @@ def main() -> None:
     parser.add_argument("--problems", help=f"comma-separated, of: {', '.join(PROBLEMS)}")
     parser.add_argument("--searchers", help="raysweep names and/or peers, comma-separated")
     parser.add_argument("--quick", action="store_true", help="smoke run: 12 evals, 1 seed")
-    parser.add_argument("--json", help="write every run's raw results here")
+    parser.add_argument(
+        "--json",
+        help="write every run's raw results here; runs already in it with the same --evals "
+        "are kept, not repeated (a long run that was stopped goes on)",
+    )
     args = parser.parse_args()
     evals = args.evals or (12 if args.quick else 60)
     seeds = args.seeds or (1 if args.quick else 5)
@@ -565,13 +582,15 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="raysweep-quality-")
     settings = {"evals": evals, "seeds": seeds, "max_concurrent": CONCURRENT, "cpus": CONCURRENT}
     print(f"evals={evals} seeds={seeds} max_concurrent={CONCURRENT} storage={work}", flush=True)
-    runs: list[dict[str, Any]] = []
+    runs = earlier_runs(args.json, evals)
+    kept = {(r["problem"], r["contestant"], r["seed"]) for r in runs}
     for problem in problems:
         for contestant in contestants:
             why = unavailable(contestant, problem)
-            if why is None:
+            todo = [s for s in range(seeds) if (problem.name, contestant, s) not in kept]
+            if why is None and todo:
                 warm_up(problem)
-            for seed in range(seeds):
+            for seed in todo:
                 row = measure(contestant, problem, evals, seed, work, why)
                 runs.append(row)
                 done = f" {problem.figure}={fmt(problem, row['figure'])} wall={row['wall_s']:.1f}s"
