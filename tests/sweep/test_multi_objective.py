@@ -427,7 +427,9 @@ def test_cli_run_reads_the_metric_list_from_the_sweep_file(
     config = sweep_folder(
         tmp_path, searcher="random", metric=["loss", "double"], mode=["min", "max"]
     )
-    invoke("run", str(config))
+    summary = invoke("run", str(config))
+    assert "pareto front: " in summary
+    assert "best trial" not in summary
     directory = str(tmp_path / "runs" / "cli")
     assert "minimize loss, maximize double" in invoke("status", directory)
     assert "pareto front" in invoke("status", directory)

@@ -274,12 +274,25 @@ def _resume_command(config: Path, overrides: Mapping[str, Any]) -> str:
     return shlex.join(parts)
 
 
+#: Pareto-front trials listed after a multi-objective run; status lists all.
+_FRONT_LINES = 10
+
+
 def _print_summary(console: Console, result: Result) -> None:
     """The best trial and where the experiment is, after a run."""
     out = console.print
     best = result.best
+    objectives = result.objectives
     if best is None:
         out("no trial completed", markup=False)
+    elif objectives.multi:
+        front = objectives.ranked(result.pareto_front(), metric=objectives.metrics[0].name)
+        out(f"pareto front: {len(front)} trial(s), by {objectives.metrics[0].name}", markup=False)
+        for trial in front[:_FRONT_LINES]:
+            values = format_config({n: trial.metrics.get(n) for n in objectives.names})
+            out(f"  trial {trial.trial_id}: {values}  {format_config(trial.config)}", markup=False)
+        if len(front) > _FRONT_LINES:
+            out(f"  ... {len(front) - _FRONT_LINES} more (raysweep status)", markup=False)
     else:
         value = format_value(best.metrics.get(result.metric))
         out(f"best trial {best.trial_id}: {result.metric}={value}", markup=False)

@@ -53,6 +53,12 @@ def test_queued_trials_are_not_running_and_do_not_time_out(storage: Path, tmp_pa
     than timeout_s, then run and complete: the time-out counts from their start."""
     gate = tmp_path / "gate"
     gate.mkdir()
+    # The test counts CPUs: work an earlier test left on the shared Ray (an actor
+    # still being created, a task still queued) would take the CPU freed below.
+    wait_until(
+        lambda: ray.available_resources().get("CPU", 0) >= RAY_TEST_CPUS,
+        "every CPU of the shared Ray to be free of earlier tests' work",
+    )
     hogs = [_hold_a_cpu.remote(str(gate), i) for i in range(RAY_TEST_CPUS)]
     directory = storage / "queue"
     progress = ProgressCallback(Console(file=io.StringIO()), live=False)

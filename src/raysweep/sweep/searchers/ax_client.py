@@ -52,6 +52,7 @@ from raysweep.errors import InfeasibleSpaceError, MissingExtraError, RaysweepErr
 from raysweep.objectives import Direction
 from raysweep.sweep.searchers._base import SearchContext, Searcher
 from raysweep.sweep.searchers._encoding import Encoding, Kind, finite
+from raysweep.sweep.searchers._torch import check_threads, torch_threads
 from raysweep.sweep.searchers.random import check_seed
 from raysweep.sweep.space.domains import Fixed, QUniform
 from raysweep.trial import Trial, TrialState
@@ -78,7 +79,7 @@ class _BelowWarning(logging.Filter):
 
 
 @contextmanager
-def quiet_ax() -> Iterator[None]:
+def quiet_ax(threads: int | None = None) -> Iterator[None]:
     """Within the block, Ax's log records below WARNING and all Python warnings
     are dropped; afterwards everything is as it was.
 
@@ -92,7 +93,7 @@ def quiet_ax() -> Iterator[None]:
     for handler in handlers:
         handler.addFilter(drop)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch_threads(threads):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -130,6 +131,8 @@ class AxSearcher(Searcher):
             or ``"random_search"`` (Sobol' points only).
         initialization_budget: quasi-random trials (the center of the space
             included) before the model is used; Ax's default (5) when ``None``.
+        threads: torch threads while Ax fits and optimizes in the driver (see
+            :mod:`raysweep.sweep.searchers._torch`); ``None`` keeps torch's own.
 
     Example:
         >>> from raysweep.objectives import Objectives
@@ -153,8 +156,10 @@ class AxSearcher(Searcher):
         seed: int | None = None,
         method: str = "fast",
         initialization_budget: int | None = None,
+        threads: int | None = 1,
     ) -> None:
         self.seed = check_seed(seed, "AxSearcher")
+        self.threads = check_threads(threads, "ax")
         if method not in METHODS:
             valid = ", ".join(map(repr, METHODS))
             raise SpecError(f"searcher 'ax' method must be one of {valid}, got {method!r}")
@@ -178,7 +183,7 @@ class AxSearcher(Searcher):
                 if importlib.util.find_spec(package) is None:
                     raise MissingExtraError(
                         package,
-                        "ax",
+                        "ax-quality",
                         "searcher 'ax' with method='quality' (BoTorch's fully Bayesian GP, "
                         "botorch[fully_bayesian])",
                     )
@@ -235,7 +240,7 @@ class AxSearcher(Searcher):
             ("-" if m.direction is Direction.MIN else "") + f"m{i}"
             for i, m in enumerate(self.ctx.objectives)
         )
-        with quiet_ax():
+        with quiet_ax(self.threads):
             client = Client(random_seed=self._ax_seed())
             client.configure_experiment(
                 parameters=[by_name[name] for name in self._order],
@@ -256,7 +261,7 @@ class AxSearcher(Searcher):
         from ax.api.utils.structs import GenerationStrategyDispatchStruct
 
         ax_seed = self._ax_seed()
-        with quiet_ax():
+        with quiet_ax(self.threads):
             gs = choose_generation_strategy(
                 struct=GenerationStrategyDispatchStruct(
                     method=self.method,
@@ -345,7 +350,7 @@ class AxSearcher(Searcher):
             self._close(stale, TrialState.ABANDONED)  # asked before, never dispatched
         constraints = self.ctx.constraints
         for _ in range(MAX_REJECTED):
-            with quiet_ax():
+            with quiet_ax(self.threads):
                 trials = self._client.get_next_trials(max_trials=1)
             if len(trials) != 1:
                 raise RaysweepError(f"Ax proposed {len(trials)} trials where 1 was asked for")
@@ -366,14 +371,14 @@ class AxSearcher(Searcher):
         is not a configuration of the current space (a resume with a changed space)."""
         if self._client is None or self.ctx.space.problems(trial.config):
             return None
-        with quiet_ax():
+        with quiet_ax(self.threads):
             index: int = self._client.attach_trial(parameters=self._encoding.encode(trial.config))
         self._attached += 1
         return index
 
     def _close(self, index: int, state: TrialState) -> None:
         """Close Ax trial ``index``: failed for FAILED, abandoned for anything else."""
-        with quiet_ax():
+        with quiet_ax(self.threads):
             if state is TrialState.FAILED:
                 self._client.mark_trial_failed(trial_index=index)
             else:
@@ -391,7 +396,7 @@ class AxSearcher(Searcher):
         index = self._live.pop(trial.trial_id, None)
         if index is None and (index := self._attach(trial)) is None:
             return
-        with quiet_ax():
+        with quiet_ax(self.threads):
             self._client.complete_trial(
                 trial_index=index, raw_data={f"m{i}": v for i, v in enumerate(values)}
             )

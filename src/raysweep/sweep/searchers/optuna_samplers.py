@@ -34,6 +34,7 @@ import numpy as np
 from raysweep.errors import InfeasibleSpaceError, MissingExtraError, RaysweepError, SpecError
 from raysweep.sweep.searchers._base import SearchContext, Searcher
 from raysweep.sweep.searchers._encoding import Encoding, Kind
+from raysweep.sweep.searchers._torch import check_threads, torch_threads
 from raysweep.sweep.searchers.random import MAX_DRAWS, check_seed
 from raysweep.trial import Trial
 
@@ -71,6 +72,9 @@ class OptunaSearcher(Searcher):
         seed: overrides the experiment seed (``ctx.seed``) when given; without
             either, a seed is drawn and kept in the state.
     """
+
+    #: torch threads while asking (only the GP sampler runs on torch).
+    threads: int | None = None
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = check_seed(seed, type(self).__name__)
@@ -141,7 +145,7 @@ class OptunaSearcher(Searcher):
     def _ask(self) -> tuple[Any, dict[str, Any]]:
         self._study.sampler = self._sampler_for_ask()
         self._asks += 1
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch_threads(self.threads):
             warnings.simplefilter("ignore")
             trial = self._study.ask()
             return trial, self._ask_params(trial)
@@ -333,6 +337,8 @@ class GPSearcher(OptunaSearcher):
         seed: see :class:`OptunaSearcher`.
         n_startup_trials: quasi-random trials before the GP is used.
         deterministic_objective: the objective has no noise.
+        threads: torch threads while fitting in the driver (see
+            :mod:`raysweep.sweep.searchers._torch`); ``None`` keeps torch's own.
     """
 
     name = "gp"
@@ -343,8 +349,10 @@ class GPSearcher(OptunaSearcher):
         seed: int | None = None,
         n_startup_trials: int = 10,
         deterministic_objective: bool = False,
+        threads: int | None = 1,
     ) -> None:
         super().__init__(seed)
+        self.threads = check_threads(threads, self.name)
         try:
             import torch  # noqa: F401 - Optuna's GP sampler runs on torch
         except ImportError as exc:
