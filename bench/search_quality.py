@@ -462,6 +462,11 @@ def fmt(problem: Problem, value: float) -> str:
     return f"{value:.3g}" if problem.figure == "regret" else f"{value:.4f}"
 
 
+def short(x: float) -> str:
+    """Seconds and ratios with 3 significant digits, never in exponent form."""
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
 def table(problem: Problem, contestants: Sequence[str], runs: Sequence[Mapping[str, Any]]) -> str:
     """The problem's markdown table: medians over seeds, wall time against Ax alone."""
     what = {"regret": "simple regret", "error": "best CV error", "hypervolume": "hypervolume"}
@@ -492,10 +497,10 @@ def table(problem: Problem, contestants: Sequence[str], runs: Sequence[Mapping[s
             q = statistics.quantiles(figures, n=4, method="inclusive")
             spread = f"{fmt(problem, q[0])} – {fmt(problem, q[2])}"
         wall = statistics.median(r["wall_s"] for r in ok)
-        ratio = f"{wall / ax_time:.2f}x" if ax_time else "-"
+        ratio = f"{short(wall / ax_time)}x" if ax_time else "-"
         lines.append(
             f"| {contestant} | {fmt(problem, statistics.median(figures))} | {spread} | "
-            f"{wall:.1f} | {ratio} | {len(ok)}/{len(mine)} |"
+            f"{short(wall)} | {ratio} | {len(ok)}/{len(mine)} |"
         )
     return "\n".join(lines + (["", *dict.fromkeys(notes)] if notes else []))
 
