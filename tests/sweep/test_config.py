@@ -66,7 +66,7 @@ def test_stored_spec_holds_the_stored_options_only() -> None:
     assert set(spec) == stored | {"kind"}
     assert spec["resources"] == {"num_cpus": 2}
     assert spec["constraints"] == ["x <= 0.9"]
-    assert spec["searcher"] == {"name": "random", "options": {}}
+    assert spec["searcher"] == {"name": "auto", "options": {}}
     assert spec["objective"].endswith(":objective")
 
 

@@ -379,3 +379,26 @@ def test_ax_beats_random_search_on_branin_through_ray(storage: Path) -> None:
     best = result.best
     assert best is not None
     assert BRANIN_MIN <= best.metrics["val/loss"] < statistics.median(random_best) / 2
+
+
+def test_a_proposal_outside_a_nonlinear_constraint_is_replaced_by_a_feasible_one() -> None:
+    """Ax's model keeps proposing near the best point, which lies outside a constraint
+    Ax cannot take: each such trial gets a random feasible point (attached to Ax),
+    instead of a model fit per rejected proposal until the run gives up."""
+    space = SearchSpace({"x": uniform(-2, 2), "n": randint(1, 3)})
+    searcher = AxSearcher(seed=0, initialization_budget=3)
+    searcher.setup(make_ctx(space, ["x * n <= 0.5", "abs(x) >= 0.1"]))
+    for trial_id in range(7):
+        config = searcher.suggest(trial_id)
+        assert config is not None
+        assert config["x"] * config["n"] <= 0.5
+        assert abs(config["x"]) >= 0.1
+        loss = (config["x"] - 1.5) ** 2  # best just outside the region
+        searcher.on_trial_complete(
+            Trial(trial_id, TrialState.COMPLETED, config, {"loss": loss}, attempts=1)
+        )
+    experiment = searcher._client._experiment
+    completed = [t for t in experiment.trials.values() if t.status.is_completed]
+    abandoned = [t for t in experiment.trials.values() if t.status.is_abandoned]
+    assert len(completed) == 7
+    assert len(abandoned) <= 7  # at most one model proposal per suggestion

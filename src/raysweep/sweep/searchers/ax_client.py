@@ -16,8 +16,9 @@ the experiment count toward it (for a resume).
 
 Linear constraints (:meth:`Constraint.linear`) on float and integer ranges are
 given to Ax, which then searches inside them; every other constraint is
-checked here, and a configuration violating one is abandoned in Ax and another
-asked for, so the runner never sees it.
+checked here: a proposal violating one is abandoned in Ax and the trial gets a
+random feasible point instead (attached to Ax, which learns from it), since
+Ax's model would propose much the same point again, at a model fit each.
 
 Resume: :meth:`AxSearcher.restore` (the default replay of the hooks) rebuilds
 the Ax experiment from the stored trials, each attached once. What the trials
@@ -48,26 +49,25 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
-from raysweep.errors import InfeasibleSpaceError, MissingExtraError, RaysweepError, SpecError
+import numpy as np
+
+from raysweep.errors import MissingExtraError, RaysweepError, SpecError
 from raysweep.objectives import Direction
 from raysweep.sweep.searchers._base import SearchContext, Searcher
 from raysweep.sweep.searchers._encoding import Encoding, Kind, finite
 from raysweep.sweep.searchers._torch import check_threads, torch_threads
-from raysweep.sweep.searchers.random import check_seed
+from raysweep.sweep.searchers.random import check_seed, first_feasible
 from raysweep.sweep.space.domains import Fixed, QUniform
 from raysweep.trial import Trial, TrialState
 
 if TYPE_CHECKING:
     from raysweep.sweep.space.linear import LinearInequality
 
-__all__ = ["MAX_REJECTED", "METHODS", "AxSearcher", "quiet_ax"]
+__all__ = ["METHODS", "AxSearcher", "quiet_ax"]
 
 #: Ax's ways of modelling, as its Client names them.
 Method = Literal["fast", "quality", "random_search"]
 METHODS: tuple[Method, ...] = ("fast", "quality", "random_search")
-#: Proposals violating a constraint Ax cannot take that one suggestion may draw
-#: before the constraints are declared unsatisfiable (each is a model fit).
-MAX_REJECTED = 100
 #: Relative margin by which a float constraint given to Ax is tightened: Ax
 #: tolerates violations up to 1e-8, raysweep none.
 _MARGIN = 1e-7
@@ -339,8 +339,8 @@ class AxSearcher(Searcher):
 
     # -- asking -----------------------------------------------------------------------
     def suggest(self, trial_id: int) -> dict[str, Any] | None:
-        """One new Ax trial's configuration; Ax's proposals that violate a constraint
-        Ax was not given are abandoned in Ax and another is asked for."""
+        """One new Ax trial's configuration; a proposal that violates a constraint Ax
+        was not given is abandoned in Ax and replaced by a random feasible point."""
         self._ax_seed()
         if self._client is None:
             return self._encoding.decode({})
@@ -349,21 +349,24 @@ class AxSearcher(Searcher):
         if (stale := self._live.pop(trial_id, None)) is not None:
             self._close(stale, TrialState.ABANDONED)  # asked before, never dispatched
         constraints = self.ctx.constraints
-        for _ in range(MAX_REJECTED):
-            with quiet_ax(self.threads):
-                trials = self._client.get_next_trials(max_trials=1)
-            if len(trials) != 1:
-                raise RaysweepError(f"Ax proposed {len(trials)} trials where 1 was asked for")
-            ((index, parameters),) = trials.items()
-            config = self._encoding.decode(parameters)
-            if constraints.is_feasible(config):
-                self._live[trial_id], self._last = index, trial_id
-                return config
+        with quiet_ax(self.threads):
+            trials = self._client.get_next_trials(max_trials=1)
+        if len(trials) != 1:
+            raise RaysweepError(f"Ax proposed {len(trials)} trials where 1 was asked for")
+        ((index, parameters),) = trials.items()
+        config = self._encoding.decode(parameters)
+        if not constraints.is_feasible(config):
+            # Ax's model proposes much the same point again after an abandoned one,
+            # and each proposal costs a model fit: this trial's point is drawn at
+            # random instead (seeded by the trial id, so a resume draws the same),
+            # and attached to Ax, which learns from its result like any other.
             self._close(index, TrialState.ABANDONED)
-        raise InfeasibleSpaceError(
-            f"Ax proposed {MAX_REJECTED} configurations in a row and none satisfied the "
-            f"constraints {constraints.to_json()}; they may be unsatisfiable in this space"
-        )
+            rng = np.random.default_rng([self._seed or 0, trial_id])
+            config = first_feasible(lambda: self.ctx.space.sample(rng), self.ctx, self.name)
+            with quiet_ax(self.threads):
+                index = self._client.attach_trial(parameters=self._encoding.encode(config))
+        self._live[trial_id], self._last = index, trial_id
+        return config
 
     # -- telling ----------------------------------------------------------------------
     def _attach(self, trial: Trial) -> int | None:

@@ -125,12 +125,15 @@ class OptunaSearcher(Searcher):
     # -- asking -------------------------------------------------------------------------
     def suggest(self, trial_id: int) -> dict[str, Any] | None:
         """The next configuration; infeasible ones (constraints) are told to Optuna
-        as failed and asked again, at most :data:`MAX_DRAWS` times."""
+        as failed and drawn again at random, at most :data:`MAX_DRAWS` times."""
         if self._study is None:
             raise RaysweepError(f"{type(self).__name__}.setup(ctx) must be called before use")
         constraints = self.ctx.constraints
-        for _ in range(MAX_DRAWS):
-            trial, config = self._ask()
+        for attempt in range(MAX_DRAWS):
+            # A model that proposed an infeasible point proposes it again (a failed
+            # trial teaches it nothing), so after one rejection this trial's point
+            # is drawn at random, which finds the feasible region if there is one.
+            trial, config = self._ask(model=attempt == 0)
             if not len(constraints) or constraints.is_feasible(config):
                 self._live[trial_id] = trial
                 self._last = trial_id
@@ -142,8 +145,12 @@ class OptunaSearcher(Searcher):
             f"the constraints {constraints.to_json()}; they may be unsatisfiable in this space"
         )
 
-    def _ask(self) -> tuple[Any, dict[str, Any]]:
-        self._study.sampler = self._sampler_for_ask()
+    def _ask(self, model: bool = True) -> tuple[Any, dict[str, Any]]:
+        if model:
+            self._study.sampler = self._sampler_for_ask()
+        else:
+            seed = ask_seed(self._seed or 0, self._asks) % 2**32
+            self._study.sampler = self._optuna.samplers.RandomSampler(seed=seed)
         self._asks += 1
         with warnings.catch_warnings(), torch_threads(self.threads):
             warnings.simplefilter("ignore")
