@@ -14,6 +14,11 @@ the same searcher even if the rule or the installed libraries changed, and
    of ``max_concurrent`` trials: ``sobol``.
 4. A conditional space: ``tpe`` (the model-based searcher that handles parameters
    present only under a condition).
+   Constraints (other than bounds): ``tpe``. A GP's proposal outside the feasible
+   region is replaced by a random feasible point, and a GP keeps proposing there,
+   so on a constrained problem it degenerates to random search (measured on
+   ``branin_disk`` in ``bench/search_quality.py``); TPE samples around good
+   points and finds feasible ones.
 5. Several objectives: ``gp`` (Optuna's GP with expected hypervolume
    improvement) up to 100 trials on a numeric space of at most 8 dimensions,
    ``nsga2`` from 1000 trials, ``tpe`` otherwise.
@@ -74,6 +79,11 @@ def choose(ctx: SearchContext, max_concurrent: int | None = None) -> tuple[str, 
         )
     if ctx.space.conditional:
         return "tpe", "conditional space: TPE handles parameters present only under a condition"
+    if len(ctx.constraints):
+        return "tpe", (
+            f"{len(ctx.constraints)} constraint(s): TPE keeps to a feasible region by "
+            f"sampling; a GP would keep proposing outside it"
+        )
     gp = _installed("torch")
     no_torch = ' (gp would fit, but torch is not installed: pip install "raysweep[gp]")'
     size = f"{dims} {'numeric' if numeric else 'mixed'} dimensions, {budget or 'open'} trials"
