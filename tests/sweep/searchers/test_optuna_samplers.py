@@ -92,7 +92,7 @@ class TestNSGA3(_Optuna):
         ("nsga2", {"population_size": 1}, "population_size must be an integer >= 2"),
         ("gp", {"threads": 0}, "threads must be a positive integer"),
         ("TPE", {"seed": -1}, "TPESearcher seed"),
-        ("tpe", {"n_startup": 3}, "unknown option(s) 'n_startup' for searcher 'tpe'"),
+        ("tpe", {"n_startup": 3}, "for searcher 'tpe' (did you mean 'n_startup_trials'?)"),
     ],
 )
 def test_bad_options_are_one_line_errors(name: str, options: dict[str, Any], fragment: str) -> None:

@@ -106,8 +106,9 @@ def _check_options(name: str, cls: type[Searcher], options: Mapping[str, Any]) -
     ]
     unknown = [key for key in options if key not in valid]
     if unknown:
+        hint = did_you_mean(unknown[0], valid) if len(unknown) == 1 else ""
         raise SpecError(
-            f"unknown option(s) {', '.join(map(repr, unknown))} for searcher {name!r}; "
+            f"unknown option(s) {', '.join(map(repr, unknown))} for searcher {name!r}{hint}; "
             f"valid options: {', '.join(valid) or 'none'}"
         )
 
