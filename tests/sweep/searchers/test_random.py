@@ -110,7 +110,8 @@ def test_make_searcher_refuses_unknown_options() -> None:
     """A misspelt option is an error listing the valid options, never silently dropped."""
     with pytest.raises(
         SpecError,
-        match=r"unknown option\(s\) 'scrambel' for searcher 'sobol'; valid options: seed, scramble",
+        match=r"unknown option\(s\) 'scrambel' for searcher 'sobol' "
+        r"\(did you mean 'scramble'\?\); valid options: seed, scramble",
     ):
         make_searcher("sobol", {"scrambel": False})
 
