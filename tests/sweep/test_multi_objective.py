@@ -436,3 +436,28 @@ def test_cli_run_reads_the_metric_list_from_the_sweep_file(
     frame = pd.read_csv(io.StringIO(invoke("export", directory, "--format", "csv")))
     assert frame["pareto"].any()
     assert json.loads(invoke("export", directory))["experiment"]["mode"] == ["min", "max"]
+
+
+def test_a_resumed_run_shows_the_stored_front_from_its_start(storage: Path) -> None:
+    """On resume the progress display starts from the stored Pareto front, not from the
+    best trial alone."""
+    first = run(storage, num_trials=8)
+    stored_front = [t.trial_id for t in first.pareto_front()]
+    seen: list[tuple[int, ...]] = []
+    frames: list[str] = []
+
+    class Capture(rs.Callback):
+        def on_experiment_start(self, info: Any) -> None:
+            seen.append(tuple(t.trial_id for t in info.front))
+
+    progress = ProgressCallback(Console(file=io.StringIO()), live=False)
+
+    class Frame(rs.Callback):
+        def on_experiment_start(self, info: Any) -> None:
+            recorder = Console(record=True, width=200, file=io.StringIO())
+            recorder.print(progress.renderable())
+            frames.append(recorder.export_text())
+
+    run(storage, num_trials=9, resume=True, callbacks=[Capture(), progress, Frame()])
+    assert seen == [tuple(stored_front)]
+    assert f"pareto front {len(stored_front)} trial(s)" in frames[0]

@@ -194,6 +194,7 @@ def _execute(
         best=study.best,
         resumed=config.resume,
         max_concurrent=concurrency,
+        front=tuple(objectives.pareto_front(stored)) if objectives.multi else (),
     )
     guard.on_experiment_start(info)
     retries = config.resources.max_retries

@@ -42,6 +42,8 @@ class ExperimentInfo(OptimizesObjectives):
         best: best completed trial so far (on resume), else ``None``.
         resumed: whether this run continues a stored experiment.
         max_concurrent: trials in flight at most.
+        front: with several metrics, the Pareto front of the stored trials (on
+            resume), by id; empty otherwise.
     """
 
     name: str
@@ -52,6 +54,7 @@ class ExperimentInfo(OptimizesObjectives):
     best: Trial | None = None
     resumed: bool = False
     max_concurrent: int = 1
+    front: tuple[Trial, ...] = ()
 
 
 class Callback:

@@ -123,9 +123,7 @@ class ProgressCallback(Callback):
             self._pruned = info.counts.get(TrialState.PRUNED, 0)
             self._done_before = self._completed + self._failed + self._pruned
             self._best = info.best
-            # A resume is told only the best trial stored; the front grows from it.
-            seed = None if info.best is None else info.objectives.add_to_front([], info.best)
-            self._front = seed or []
+            self._front = list(info.front)
         if self.live:
             self._display = Live(
                 console=self.console,
