@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,26 @@ def branin(config: dict[str, Any]) -> float:
     x, y = config["x"], config["y"]
     b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
     return float((y - b * x**2 + c * x - 6) ** 2 + 10 * (1 - t) * math.cos(x) + 10)
+
+
+def random_search_median(budget: int, seeds: int = 9) -> float:
+    """The median over ``seeds`` random-search runs of the best Branin value in
+    ``budget`` evaluations: the bar a model-based searcher's short run must pass."""
+    from raysweep.sweep.searchers import RandomSearcher
+    from tests.sweep.searchers.conformance import draw
+
+    best = []
+    for seed in range(seeds):
+        searcher = RandomSearcher(seed=seed)
+        searcher.setup(make_ctx(BRANIN_SPACE))
+        best.append(min(branin(c) for c in draw(searcher, budget) if c is not None))
+    return statistics.median(best)
+
+
+def assert_ran_every_trial_once(result: Any, budget: int) -> None:
+    """``budget`` trials completed, no configuration tried twice."""
+    assert result.count(TrialState.COMPLETED) == budget
+    assert len({json.dumps(t.config, sort_keys=True) for t in result.trials}) == budget
 
 
 def completed(trial_id: int, config: dict[str, Any], loss: float) -> Trial:

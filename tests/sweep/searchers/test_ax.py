@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import statistics
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -26,12 +25,13 @@ import raysweep as rs
 from raysweep.errors import MissingExtraError, SpecError
 from raysweep.objectives import Direction, Metric, Objectives
 from raysweep.sweep.execution import FakeClock, InProcessBackend
-from raysweep.sweep.searchers import RandomSearcher, SearchContext, Searcher, make_searcher
+from raysweep.sweep.searchers import SearchContext, Searcher, make_searcher
 from raysweep.sweep.searchers.ax_client import AxSearcher
 from raysweep.sweep.space import Fixed, SearchSpace, choice, loguniform, quniform, randint, uniform
 from raysweep.sweep.space.constraints import ConstraintSet
 from raysweep.trial import Trial, TrialState
 from tests.sweep.searchers.conformance import SearcherConformance, draw, make_ctx, mixed_space
+from tests.sweep.searchers.model_based import assert_ran_every_trial_once, random_search_median
 
 BRANIN = SearchSpace({"x": uniform(-5, 10), "y": uniform(0, 15)})
 #: Branin's global minimum.
@@ -368,17 +368,10 @@ def test_ax_beats_random_search_on_branin_through_ray(storage: Path) -> None:
         storage=storage,
         verbose=0,
     )
-    assert result.count(TrialState.COMPLETED) == budget
-    assert len({json.dumps(t.config, sort_keys=True) for t in result.trials}) == budget
-
-    random_best = []
-    for seed in range(9):
-        searcher = RandomSearcher(seed=seed)
-        searcher.setup(make_ctx(BRANIN))
-        random_best.append(min(branin(c) for c in draw(searcher, budget) if c is not None))
+    assert_ran_every_trial_once(result, budget)
     best = result.best
     assert best is not None
-    assert BRANIN_MIN <= best.metrics["val/loss"] < statistics.median(random_best) / 2
+    assert BRANIN_MIN <= best.metrics["val/loss"] < random_search_median(budget) / 2
 
 
 def test_a_proposal_outside_a_nonlinear_constraint_is_replaced_by_a_feasible_one() -> None:
