@@ -81,6 +81,18 @@ class SearcherConformance:
         searcher.setup(make_ctx(mixed_space(), seed=ctx_seed))
         return searcher
 
+    def test_every_domain_kind_lies_in_the_space(self) -> None:
+        """Suggestions over every domain kind (the encoding's mapping and back) lie
+        in the space and survive JSON."""
+        space = every_kind_space()
+        searcher = self.make(0)
+        searcher.setup(make_ctx(space))
+        for trial_id in range(24):
+            config = searcher.suggest(trial_id)
+            assert config is not None
+            assert space.problems(config) == []
+            assert json.loads(json.dumps(config)) == config
+
     def test_name_maps_to_the_class(self) -> None:
         """make_searcher(name) builds this searcher class."""
         searcher = self.make()
@@ -174,3 +186,20 @@ class SearcherConformance:
             assert config is not None
             assert space.problems(config) == []
         assert {"momentum" in c for c in configs if c is not None} == {True, False}
+
+
+def every_kind_space() -> SearchSpace:
+    """One parameter of every domain kind, choices of every JSON scalar included."""
+    from raysweep.sweep.space import lograndint, uniform
+
+    return SearchSpace(
+        {
+            "u": uniform(-3.5, -1.25),
+            "lr": loguniform(1e-6, 1.0),
+            "n": randint(-2, 3),
+            "width": lograndint(1, 512),
+            "p": quniform(0.1, 0.9, 0.2),
+            "any": choice([None, 1.5, True, "a", 0]),
+            "tag": Fixed({"k": [1, 2]}),
+        }
+    )

@@ -250,3 +250,50 @@ def test_a_model_stuck_on_an_infeasible_point_still_finds_feasible_ones(name: st
             Trial(trial_id, TrialState.COMPLETED, config, {"loss": loss}, attempts=1)
         )
     assert optuna_counts(searcher)["complete"] == 25
+
+
+def _zdt1(config: dict[str, Any]) -> dict[str, float]:
+    xs = [config[f"x{i}"] for i in range(3)]
+    g = 1 + 9 * sum(xs[1:]) / 2
+    return {"f1": xs[0], "f2": g * (1 - (xs[0] / g) ** 0.5)}
+
+
+@pytest.mark.parametrize("name", ["tpe", "gp", "qmc", "nsga2", "nsga3", "auto"])
+def test_two_objective_sweeps_end_to_end(name: str, storage: Path) -> None:
+    """Each multi-objective searcher runs a two-metric sweep to its end; the front it
+    reports is non-dominated and the study it kept holds both values of every trial."""
+    from raysweep.sweep.execution.local import InProcessBackend
+
+    options: dict[str, Any] = {"population_size": 4} if name.startswith("nsga") else {}
+    if name == "gp":
+        options["n_startup_trials"] = 4
+    result = rs.run(
+        _zdt1, {f"x{i}": rs.uniform(0, 1) for i in range(3)},
+        metric=["f1", "f2"], mode="min", searcher={"name": name, **options},
+        num_trials=12, seed=1, name=name, storage=storage, backend=InProcessBackend(),
+        verbose=0,
+    )  # fmt: skip
+    front = result.pareto_front()
+    assert result.count(TrialState.COMPLETED) == 12
+    assert front
+    objectives = result.objectives
+    for trial in front:
+        mine = [trial.metrics["f1"], trial.metrics["f2"]]
+        for other in result.trials:
+            theirs = [other.metrics["f1"], other.metrics["f2"]]
+            assert not objectives.dominates(theirs, mine)
+
+
+def test_seeded_runs_with_one_in_flight_repeat_end_to_end(storage: Path) -> None:
+    """Two runs with the same seed and max_concurrent=1 try the same configurations."""
+    from raysweep.sweep.execution.local import InProcessBackend
+
+    def configs(name: str) -> list[dict[str, Any]]:
+        result = rs.run(
+            branin, {"x": rs.uniform(-5, 10), "y": rs.uniform(0, 15)}, searcher="tpe",
+            num_trials=16, max_concurrent=1, seed=11, name=name, storage=storage,
+            backend=InProcessBackend(), verbose=0,
+        )  # fmt: skip
+        return [dict(t.config) for t in result.trials]
+
+    assert configs("a") == configs("b")
