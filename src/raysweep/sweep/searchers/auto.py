@@ -14,18 +14,15 @@ the same searcher even if the rule or the installed libraries changed, and
    of ``max_concurrent`` trials: ``sobol``.
 4. A conditional space: ``tpe`` (the model-based searcher that handles parameters
    present only under a condition).
-   Constraints (other than bounds): ``tpe``. A GP's proposal outside the feasible
-   region is replaced by a random feasible point, and a GP keeps proposing there,
-   so on a constrained problem it degenerates to random search (measured on
-   ``branin_disk`` in ``bench/search_quality.py``); TPE samples around good
-   points and finds feasible ones.
 5. Several objectives: ``gp`` (Optuna's GP with expected hypervolume
    improvement) up to 100 trials on a numeric space of at most 8 dimensions,
    ``nsga2`` from 1000 trials, ``tpe`` otherwise.
 6. One objective, numeric parameters (no choices), at most 20 dimensions and at
    most 300 trials: ``gp`` (Gaussian-process Bayesian optimization, the best
    regret per evaluation in ``bench/search_quality.py``; a model fit per ask
-   costs well under a second at this size).
+   costs well under a second at this size). Constraints included: proposals
+   outside them are told to Optuna as infeasible, and the GP's constrained
+   acquisition learns the feasible region (``branin_disk`` in the benchmark).
 7. Otherwise ``tpe`` (cheap per ask at any budget; handles choices natively).
 
 ``gp`` needs torch; without it the rule takes ``tpe`` instead and says so.
@@ -79,11 +76,6 @@ def choose(ctx: SearchContext, max_concurrent: int | None = None) -> tuple[str, 
         )
     if ctx.space.conditional:
         return "tpe", "conditional space: TPE handles parameters present only under a condition"
-    if len(ctx.constraints):
-        return "tpe", (
-            f"{len(ctx.constraints)} constraint(s): TPE keeps to a feasible region by "
-            f"sampling; a GP would keep proposing outside it"
-        )
     gp = _installed("torch")
     no_torch = ' (gp would fit, but torch is not installed: pip install "raysweep[gp]")'
     size = f"{dims} {'numeric' if numeric else 'mixed'} dimensions, {budget or 'open'} trials"

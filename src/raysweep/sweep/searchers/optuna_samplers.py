@@ -49,6 +49,11 @@ __all__ = [
 ]
 
 
+#: Proposals outside the constraints the model may make for one trial before its
+#: point is drawn at random.
+MODEL_TRIES = 20
+
+
 def import_optuna(feature: str) -> Any:
     """The ``optuna`` module, quietened, or :class:`MissingExtraError` naming ``feature``."""
     try:
@@ -75,6 +80,9 @@ class OptunaSearcher(Searcher):
 
     #: torch threads while asking (only the GP sampler runs on torch).
     threads: int | None = None
+    #: Whether the sampler models feasibility from Optuna's per-trial constraint
+    #: values (then proposals outside the constraints are told as infeasible).
+    models_feasibility: bool = False
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = check_seed(seed, type(self).__name__)
@@ -106,6 +114,8 @@ class OptunaSearcher(Searcher):
         self._attr_runs: dict[str, list[list[int]]] = {}
         self._asked_attrs: dict[int, dict[str, Any]] = {}
         self._newest: tuple[int, dict[str, Any]] | None = None
+        self._sums: list[float] | None = None  # per objective, over completed trials
+        self._completed = 0
         self._new_study()
 
     def _new_study(self) -> None:
@@ -130,20 +140,64 @@ class OptunaSearcher(Searcher):
             raise RaysweepError(f"{type(self).__name__}.setup(ctx) must be called before use")
         constraints = self.ctx.constraints
         for attempt in range(MAX_DRAWS):
-            # A model that proposed an infeasible point proposes it again (a failed
-            # trial teaches it nothing), so after one rejection this trial's point
-            # is drawn at random, which finds the feasible region if there is one.
-            trial, config = self._ask(model=attempt == 0)
+            # A proposal outside the constraints is told to Optuna as infeasible (when
+            # the sampler models feasibility) and the model asked again; after
+            # MODEL_TRIES such proposals for one trial, its point is drawn at random,
+            # which finds the feasible region if there is one.
+            trial, config = self._ask(model=attempt < MODEL_TRIES)
             if not len(constraints) or constraints.is_feasible(config):
                 self._live[trial_id] = trial
                 self._last = trial_id
                 self.asked(trial_id, trial)
                 return config
-            self._study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
+            self._reject(trial, config)
         raise InfeasibleSpaceError(
             f"the {self.name} searcher drew {MAX_DRAWS} configurations and none satisfied "
             f"the constraints {constraints.to_json()}; they may be unsatisfiable in this space"
         )
+
+    def _reject(self, trial: Any, config: Mapping[str, Any]) -> None:
+        """Close a proposal the constraints refuse.
+
+        A sampler that models feasibility (Optuna's per-trial constraint values:
+        TPE, the GP, NSGA-II/III) learns where the region ends only from trials it
+        holds as complete and infeasible, so the proposal is told as complete with
+        its constraint violations and, as its value, the mean of the values so far
+        (it is never evaluated). Other samplers would take that value as real, so
+        they are told the proposal failed. Either way the Optuna study holds more
+        trials than the store; a resume rebuilds it without these.
+        """
+        values = self._rejected_values
+        if self.models_feasibility and values is not None:
+            for key, violated in self._violations(config).items():
+                trial.set_constraint(key, violated)
+            self._study.tell(trial, values)
+        else:
+            self._study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
+
+    def _violations(self, config: Mapping[str, Any]) -> dict[str, float]:
+        """``{"c0": 1.0 if the first constraint is violated else 0.0, ...}``."""
+        return {
+            f"c{i}": 0.0 if constraint.evaluate(config) else 1.0
+            for i, constraint in enumerate(self.ctx.constraints)
+        }
+
+    def _note_values(self, values: list[float]) -> None:
+        """Keep the mean of each objective over completed trials: the value a
+        rejected proposal is told with. A neutral value, unlike the worst one, does
+        not carve a false cliff into a GP at the feasible region's edge (gp on
+        ``branin_disk``, 3 seeds: median regret 0.00064 with the mean, 0.018 with
+        the worst value)."""
+        if self._sums is None:
+            self._sums = [0.0] * len(values)
+        self._sums = [total + value for total, value in zip(self._sums, values, strict=True)]
+        self._completed += 1
+
+    @property
+    def _rejected_values(self) -> list[float] | None:
+        if self._sums is None or not self._completed:
+            return None
+        return [total / self._completed for total in self._sums]
 
     def _ask(self, model: bool = True) -> tuple[Any, dict[str, Any]]:
         if model:
@@ -240,10 +294,15 @@ class OptunaSearcher(Searcher):
             return
         live = self._live.pop(trial.trial_id, None)
         self._completed_attrs(trial.trial_id)
+        finite = [float(v) for v in values if v is not None]
+        self._note_values(finite)
+        feasible = self._constraint_values()
         if live is not None:
+            for key, value in feasible.items():
+                live.set_constraint(key, value)
             self._study.tell(live, values)
         else:
-            self._study.add_trial(self._frozen(trial, "COMPLETE", values))
+            self._study.add_trial(self._frozen(trial, "COMPLETE", values, constraints=feasible))
 
     def on_trial_error(self, trial: Trial) -> None:
         self._asked_attrs.pop(trial.trial_id, None)
@@ -257,7 +316,20 @@ class OptunaSearcher(Searcher):
         if self._last is not None and (live := self._live.pop(self._last, None)) is not None:
             self._study.tell(live, state=self._optuna.trial.TrialState.FAIL)
 
-    def _frozen(self, trial: Trial, state: str, values: list[float | None] | None) -> Any:
+    def _constraint_values(self) -> dict[str, float]:
+        """Constraint values of a completed (so feasible) trial, for samplers that
+        model feasibility: every trial they see must carry the same keys."""
+        if not self.models_feasibility or not len(self.ctx.constraints):
+            return {}
+        return {f"c{i}": 0.0 for i in range(len(self.ctx.constraints))}
+
+    def _frozen(
+        self,
+        trial: Trial,
+        state: str,
+        values: list[float | None] | None,
+        constraints: dict[str, float] | None = None,
+    ) -> Any:
         encoded = self._encoding.encode(trial.config)
         return self._optuna.trial.create_trial(
             state=getattr(self._optuna.trial.TrialState, state),
@@ -265,6 +337,7 @@ class OptunaSearcher(Searcher):
             distributions={name: self._distributions[name] for name in encoded},
             values=values,
             system_attrs=self.trial_attrs(trial.trial_id),
+            constraints=constraints or None,
         )
 
     # -- resume -------------------------------------------------------------------------
@@ -318,6 +391,7 @@ class TPESearcher(OptunaSearcher):
     """
 
     name = "tpe"
+    models_feasibility = True
     multi_objective = True
     conditional = True
 
@@ -349,6 +423,7 @@ class GPSearcher(OptunaSearcher):
     """
 
     name = "gp"
+    models_feasibility = True
     multi_objective = True
 
     def __init__(
@@ -456,6 +531,7 @@ class NSGA2Searcher(OptunaSearcher):
     """
 
     name = "nsga2"
+    models_feasibility = True
     multi_objective = True
 
     def __init__(self, seed: int | None = None, population_size: int = 50) -> None:
