@@ -50,6 +50,23 @@ def assert_ran_every_trial_once(result: Any, budget: int) -> None:
     assert len({json.dumps(t.config, sort_keys=True) for t in result.trials}) == budget
 
 
+def run_against_the_edge(searcher: Searcher, n: int) -> None:
+    """Run ``n`` trials where the best point lies just outside a narrow feasible
+    region (``x * n <= 0.5``, ``abs(x) >= 0.1``, best at x = 1.5): every suggestion
+    must be feasible, however often the model proposes outside."""
+    from raysweep.sweep.space import randint
+
+    space = SearchSpace({"x": uniform(-2, 2), "n": randint(1, 3)})
+    searcher.setup(make_ctx(space, ["x * n <= 0.5", "abs(x) >= 0.1"]))
+    for trial_id in range(n):
+        config = searcher.suggest(trial_id)
+        assert config is not None
+        assert config["x"] * config["n"] <= 0.5
+        assert abs(config["x"]) >= 0.1
+        loss = (config["x"] - 1.5) ** 2
+        searcher.on_trial_complete(completed(trial_id, config, loss))
+
+
 def completed(trial_id: int, config: dict[str, Any], loss: float) -> Trial:
     return Trial(trial_id, TrialState.COMPLETED, config, metrics={"loss": loss}, attempts=1)
 

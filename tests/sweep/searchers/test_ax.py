@@ -31,7 +31,11 @@ from raysweep.sweep.space import Fixed, SearchSpace, choice, loguniform, qunifor
 from raysweep.sweep.space.constraints import ConstraintSet
 from raysweep.trial import Trial, TrialState
 from tests.sweep.searchers.conformance import SearcherConformance, draw, make_ctx, mixed_space
-from tests.sweep.searchers.model_based import assert_ran_every_trial_once, random_search_median
+from tests.sweep.searchers.model_based import (
+    assert_ran_every_trial_once,
+    random_search_median,
+    run_against_the_edge,
+)
 
 BRANIN = SearchSpace({"x": uniform(-5, 10), "y": uniform(0, 15)})
 #: Branin's global minimum.
@@ -378,18 +382,8 @@ def test_a_proposal_outside_a_nonlinear_constraint_is_replaced_by_a_feasible_one
     """Ax's model keeps proposing near the best point, which lies outside a constraint
     Ax cannot take: each such trial gets a random feasible point (attached to Ax),
     instead of a model fit per rejected proposal until the run gives up."""
-    space = SearchSpace({"x": uniform(-2, 2), "n": randint(1, 3)})
     searcher = AxSearcher(seed=0, initialization_budget=3)
-    searcher.setup(make_ctx(space, ["x * n <= 0.5", "abs(x) >= 0.1"]))
-    for trial_id in range(7):
-        config = searcher.suggest(trial_id)
-        assert config is not None
-        assert config["x"] * config["n"] <= 0.5
-        assert abs(config["x"]) >= 0.1
-        loss = (config["x"] - 1.5) ** 2  # best just outside the region
-        searcher.on_trial_complete(
-            Trial(trial_id, TrialState.COMPLETED, config, {"loss": loss}, attempts=1)
-        )
+    run_against_the_edge(searcher, 7)
     experiment = searcher._client._experiment
     completed = [t for t in experiment.trials.values() if t.status.is_completed]
     abandoned = [t for t in experiment.trials.values() if t.status.is_abandoned]

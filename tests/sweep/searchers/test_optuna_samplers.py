@@ -26,6 +26,7 @@ from tests.sweep.searchers.model_based import (
     assert_ran_every_trial_once,
     branin,
     random_search_median,
+    run_against_the_edge,
 )
 
 
@@ -240,18 +241,8 @@ def test_a_model_stuck_on_an_infeasible_point_still_finds_feasible_ones(name: st
     that learn feasibility, and drawn at random after MODEL_TRIES)."""
     import optuna
 
-    space = SearchSpace({"x": uniform(-2, 2), "n": rs.randint(1, 3)})
     searcher = make_searcher(name, {"seed": 0})
-    searcher.setup(make_ctx(space, ["x * n <= 0.5", "abs(x) >= 0.1"]))
-    for trial_id in range(25):
-        config = searcher.suggest(trial_id)
-        assert config is not None
-        assert config["x"] * config["n"] <= 0.5
-        assert abs(config["x"]) >= 0.1
-        loss = (config["x"] - 1.5) ** 2  # best just outside the region
-        searcher.on_trial_complete(
-            Trial(trial_id, TrialState.COMPLETED, config, {"loss": loss}, attempts=1)
-        )
+    run_against_the_edge(searcher, 25)
     assert isinstance(searcher, OptunaSearcher)
     study = searcher.optuna_study
     complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
