@@ -392,8 +392,8 @@ class AxSearcher(Searcher):
             self._live[trial.trial_id] = index
 
     def on_trial_complete(self, trial: Trial) -> None:
-        values = [m.value(trial.metrics) for m in self.ctx.objectives]
-        if any(v is None for v in values):  # the runner never sends these; be safe
+        values = self.ctx.objectives.values(trial)
+        if values is None:  # the runner never sends these; be safe
             self.on_trial_error(trial)
             return
         index = self._live.pop(trial.trial_id, None)

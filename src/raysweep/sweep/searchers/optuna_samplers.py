@@ -288,14 +288,14 @@ class OptunaSearcher(Searcher):
             self._live[trial.trial_id] = self._pending(trial)
 
     def on_trial_complete(self, trial: Trial) -> None:
-        values = [m.value(trial.metrics) for m in self.ctx.objectives]
-        if any(v is None for v in values):  # the runner never sends these; be safe
+        found = self.ctx.objectives.values(trial)
+        if found is None:  # the runner never sends these; be safe
             self.on_trial_error(trial)
             return
+        values = list(found)
         live = self._live.pop(trial.trial_id, None)
         self._completed_attrs(trial.trial_id)
-        finite = [float(v) for v in values if v is not None]
-        self._note_values(finite)
+        self._note_values(values)
         feasible = self._constraint_values()
         if live is not None:
             for key, value in feasible.items():
@@ -327,7 +327,7 @@ class OptunaSearcher(Searcher):
         self,
         trial: Trial,
         state: str,
-        values: list[float | None] | None,
+        values: list[float] | None,
         constraints: dict[str, float] | None = None,
     ) -> Any:
         encoded = self._encoding.encode(trial.config)
