@@ -31,6 +31,9 @@ from raysweep.errors import (
     StoreError,
     StoreWriteError,
     TooManyFailuresError,
+    TrialInterrupted,
+    TrialPaused,
+    TrialPruned,
 )
 
 if TYPE_CHECKING:
@@ -38,8 +41,9 @@ if TYPE_CHECKING:
     from raysweep.resources import Resources, SchedulerHints
     from raysweep.sweep.api import run
     from raysweep.sweep.callbacks import Callback, ExperimentInfo
-    from raysweep.sweep.reporting import report
+    from raysweep.sweep.reporting import load_checkpoint, report, save_checkpoint, trial_dir
     from raysweep.sweep.result import Result
+    from raysweep.sweep.schedulers import Scheduler
     from raysweep.sweep.searchers import Searcher
     from raysweep.sweep.space import (
         SearchSpace,
@@ -65,6 +69,7 @@ _LAZY: dict[str, str] = {
     "Objectives": "raysweep.objectives",
     "Resources": "raysweep.resources",
     "Result": "raysweep.sweep.result",
+    "Scheduler": "raysweep.sweep.schedulers",
     "SchedulerHints": "raysweep.resources",
     "SearchSpace": "raysweep.sweep.space",
     "Searcher": "raysweep.sweep.searchers",
@@ -77,13 +82,18 @@ _LAZY: dict[str, str] = {
     "loguniform": "raysweep.sweep.space",
     "quniform": "raysweep.sweep.space",
     "randint": "raysweep.sweep.space",
+    "load_checkpoint": "raysweep.sweep.reporting",
     "report": "raysweep.sweep.reporting",
+    "save_checkpoint": "raysweep.sweep.reporting",
+    "trial_dir": "raysweep.sweep.reporting",
     "run": "raysweep.sweep.api",
     "uniform": "raysweep.sweep.space",
 }
 
 
 def __getattr__(name: str) -> Any:
+    if name == "schedulers":  # the module itself: rs.schedulers.ASHA(...)
+        return importlib.import_module("raysweep.schedulers")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'raysweep' has no attribute {name!r}")
@@ -112,6 +122,7 @@ __all__ = [
     "RaysweepError",
     "Resources",
     "Result",
+    "Scheduler",
     "SchedulerHints",
     "SearchSpace",
     "Searcher",
@@ -122,15 +133,22 @@ __all__ = [
     "StoreWriteError",
     "TooManyFailuresError",
     "Trial",
+    "TrialInterrupted",
+    "TrialPaused",
+    "TrialPruned",
     "TrialState",
     "__version__",
     "choice",
     "grid",
+    "load_checkpoint",
     "lograndint",
     "loguniform",
     "quniform",
     "randint",
     "report",
     "run",
+    "save_checkpoint",
+    "schedulers",
+    "trial_dir",
     "uniform",
 ]

@@ -21,6 +21,9 @@ __all__ = [
     "StoreError",
     "StoreWriteError",
     "TooManyFailuresError",
+    "TrialInterrupted",
+    "TrialPaused",
+    "TrialPruned",
 ]
 
 
@@ -108,3 +111,22 @@ class MissingExtraError(RaysweepError, ImportError):
         )
         self.package = package
         self.extra = extra
+
+
+class TrialInterrupted(RaysweepError):
+    """Raised inside a trial by :func:`raysweep.report` when the scheduler ended its
+    run early. Catch it to clean up (close files, save a checkpoint), then let it
+    propagate: a trial that goes on regardless is cancelled after the scheduler's
+    ``stop_grace_s``."""
+
+
+class TrialPruned(TrialInterrupted):
+    """The scheduler pruned this trial (ASHA, Hyperband, median stopping): it ends
+    PRUNED with its last reported metrics. The worker process is kept for the
+    next trial."""
+
+
+class TrialPaused(TrialInterrupted):
+    """The scheduler paused this trial (population-based training): its task ends
+    and it goes on later from a checkpoint, perhaps with a new configuration.
+    Save what it needs with :func:`raysweep.save_checkpoint` before reporting."""

@@ -16,7 +16,10 @@ class TrialState(enum.Enum):
     PENDING -> RUNNING -> COMPLETED | FAILED | PRUNED. A trial that was running
     when the experiment stopped early is ABANDONED; a trial that was RUNNING when
     the driver crashed stays RUNNING in the store. Both are run again, with the
-    same configuration and id, when the experiment is resumed.
+    same configuration and id, when the experiment is resumed. A scheduler that
+    pauses (population-based training) moves a trial RUNNING -> PAUSED -> RUNNING:
+    its task ended after a checkpoint, and it goes on from a checkpoint later,
+    perhaps with a new configuration; a trial PAUSED at a crash goes on at resume.
     """
 
     PENDING = "PENDING"
@@ -25,6 +28,7 @@ class TrialState(enum.Enum):
     FAILED = "FAILED"
     PRUNED = "PRUNED"
     ABANDONED = "ABANDONED"
+    PAUSED = "PAUSED"
 
     def is_finished(self) -> bool:
         """True for states that a resume keeps as they are."""
@@ -32,7 +36,12 @@ class TrialState(enum.Enum):
 
     def needs_rerun(self) -> bool:
         """True for trials a resume runs again with their stored configuration."""
-        return self in (TrialState.PENDING, TrialState.RUNNING, TrialState.ABANDONED)
+        return self in (
+            TrialState.PENDING,
+            TrialState.RUNNING,
+            TrialState.ABANDONED,
+            TrialState.PAUSED,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +60,10 @@ class Trial:
         queued_at: Unix time the trial was handed to the backend (``None`` until
             then; a store written before raysweep recorded it gives ``started_at``).
         node: the IP address of the node that ran the last attempt.
-        attempts: how many times it was started (worker deaths and resumes add one).
+        attempts: how many times it was started (worker deaths, resumes and pauses
+            add one).
+        parent_id: the trial whose checkpoint this one last went on from
+            (population-based training's exploit), else ``None``.
     """
 
     trial_id: int
@@ -66,6 +78,15 @@ class Trial:
     node: str | None = None
     attempts: int = 0
     queued_at: float | None = None
+    parent_id: int | None = None
+
+    @property
+    def last_step(self) -> int | None:
+        """The ``step`` of the latest intermediate report, or ``None`` before one."""
+        if not self.intermediate:
+            return None
+        step = self.intermediate[-1].get("step")
+        return step if isinstance(step, int) else None
 
     @property
     def duration_s(self) -> float | None:
@@ -89,4 +110,6 @@ class Trial:
             "ended_at": self.ended_at,
             "node": self.node,
             "attempts": self.attempts,
+            "last_step": self.last_step,
+            "parent_id": self.parent_id,
         }

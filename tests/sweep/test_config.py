@@ -106,7 +106,7 @@ def test_unknown_option_is_a_type_error_with_did_you_mean() -> None:
         ({"name": "a\nb"}, "name: expected a folder name"),
         ({"name": "x" * 300}, "name: expected a folder name of at most 200"),
         ({"searcher": "sobel"}, "searcher: unknown searcher 'sobel'"),
-        ({"scheduler": "asha"}, "scheduler: unknown scheduler 'asha'; valid names: fifo"),
+        ({"scheduler": "ashaa"}, "scheduler: unknown scheduler 'ashaa' (did you mean 'asha'?)"),
         ({"callbacks": [object()]}, "callbacks: expected raysweep.Callback instances"),
         ({"force": True}, "force: only applies with resume=True"),
         ({"num_trials": None}, "num_trials: required"),

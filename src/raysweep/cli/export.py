@@ -34,6 +34,8 @@ _EMPTY_COLUMNS = (
     "trial_id",
     "state",
     "attempts",
+    "last_step",
+    "parent_id",
     "node",
     "queued_at",
     "started_at",

@@ -38,7 +38,9 @@ class TrialUpdate:
     ``reports`` are appended to the trial's intermediate series; ``replace_reports``
     first clears the series (a re-run attempt starts a new series). ``clear`` names
     columns to reset to NULL (``"error"``, ``"started_at"``, ``"ended_at"``,
-    ``"node"``), which a ``None`` field cannot express.
+    ``"node"``), which a ``None`` field cannot express. ``config`` and
+    ``parent_id`` change only when population-based training exploits another
+    trial: the trial goes on with a new configuration from ``parent_id``'s checkpoint.
     """
 
     trial_id: int
@@ -53,6 +55,8 @@ class TrialUpdate:
     replace_reports: bool = False
     clear: frozenset[str] = frozenset()
     queued_at: float | None = None
+    config: Mapping[str, Any] | None = None
+    parent_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: The version :data:`SCHEMA` is; files of a higher one are refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The schema of a new store (version :data:`SCHEMA_VERSION`). Columns added by a
 #: migration go last, so that a migrated and a new table look the same.
@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS trials (
     ended_at REAL,
     node TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
-    queued_at REAL
+    queued_at REAL,
+    parent_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS trials_by_state ON trials (state);
 CREATE TABLE IF NOT EXISTS reports (
@@ -94,9 +95,16 @@ def _add_queued_at(cur: sqlite3.Cursor) -> None:
     cur.execute("UPDATE trials SET queued_at = started_at")
 
 
+def _add_parent_id(cur: sqlite3.Cursor) -> None:
+    # v2 had no population-based training: no trial was ever started from another's
+    # checkpoint, so every lineage is empty.
+    cur.execute("ALTER TABLE trials ADD COLUMN parent_id INTEGER")
+
+
 #: Ordered: entry ``i`` goes from version ``i + 1`` to ``i + 2``.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "trials.queued_at (backfilled with started_at)", _add_queued_at),
+    Migration(2, "trials.parent_id (lineage of exploited trials; empty)", _add_parent_id),
 )
 
 

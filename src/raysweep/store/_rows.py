@@ -28,12 +28,12 @@ __all__ = [
     "trial_state",
 ]
 
-_UPDATABLE = ("queued_at", "started_at", "ended_at", "node", "attempts")
+_UPDATABLE = ("queued_at", "started_at", "ended_at", "node", "attempts", "parent_id")
 _CLEARABLE = ("error", "started_at", "ended_at", "node")
 #: The columns :func:`row_to_trial` reads, in its order.
 TRIAL_COLUMNS = (
     "trial_id, state, config, metrics, error, created_at, queued_at, started_at, ended_at, "
-    "node, attempts"
+    "node, attempts, parent_id"
 )
 
 
@@ -77,7 +77,8 @@ def _is_number(value: Any) -> bool:
 
 def row_to_trial(path: Path, row: Sequence[Any], reports: Sequence[Mapping[str, Any]]) -> Trial:
     """A :data:`TRIAL_COLUMNS` row and its reports as a :class:`Trial`."""
-    tid, state, config, metrics, error, created, queued, started, ended, node, attempts = row
+    tid, state, config, metrics, error, created, queued, started, ended, node, attempts = row[:11]
+    parent = row[11]
     what = f"trial {tid}"
     for column, value in (
         ("created_at", created),
@@ -89,6 +90,8 @@ def row_to_trial(path: Path, row: Sequence[Any], reports: Sequence[Mapping[str, 
             raise StoreError(f"{path}: {what}: {column} {value!r} is not a time")
     if not isinstance(attempts, int) or not (node is None or isinstance(node, str)):
         raise StoreError(f"{path}: {what}: attempts {attempts!r} or node {node!r} is bad")
+    if parent is not None and (not isinstance(parent, int) or isinstance(parent, bool)):
+        raise StoreError(f"{path}: {what}: parent_id {parent!r} is not a trial id")
     return Trial(
         trial_id=tid,
         state=trial_state(path, state, what),
@@ -102,6 +105,7 @@ def row_to_trial(path: Path, row: Sequence[Any], reports: Sequence[Mapping[str, 
         node=node,
         attempts=attempts,
         queued_at=queued,
+        parent_id=parent,
     )
 
 
@@ -115,6 +119,9 @@ def apply_update(cur: sqlite3.Cursor, u: TrialUpdate) -> None:
     if u.metrics is not None:
         sets.append("metrics = ?")
         args.append(dumps(dict(u.metrics)))
+    if u.config is not None:
+        sets.append("config = ?")
+        args.append(dumps(dict(u.config)))
     if u.error is not None:
         sets.append("error = ?")
         args.append(u.error)

@@ -35,9 +35,10 @@ from raysweep.sweep.space.constraints import ConstraintSet
 from raysweep.sweep.stopping import Stop
 
 if TYPE_CHECKING:
+    from raysweep.sweep.schedulers import Scheduler
     from raysweep.sweep.searchers import Searcher
 
-__all__ = ["Context", "ObjectiveRef", "SearcherChoice"]
+__all__ = ["Context", "ObjectiveRef", "SchedulerChoice", "SearcherChoice"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: Longest experiment name: one path component on every common filesystem.
@@ -97,6 +98,43 @@ def searcher_from_json(value: Any) -> Any:
     stored = dict(expect_mapping(value, "{name: random, options: {}}"))
     options = expect_mapping(stored.pop("options", {}), "{seed: 0}")
     return {**stored, **options}
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerChoice:
+    """A scheduler by name and options, or an instance the user built."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    instance: Scheduler | None = None
+
+    def build(self) -> Scheduler:
+        """A fresh scheduler for one run (the user's instance itself, if given)."""
+        from raysweep.sweep.schedulers import make_scheduler
+
+        if self.instance is not None:
+            return self.instance
+        return make_scheduler(self.name, self.options)
+
+    @property
+    def judges(self) -> bool:
+        """Whether it judges reports at all (``fifo`` does not)."""
+        return self.name != "fifo"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "options": _plain(self.options)}
+
+
+def _plain(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Options as JSON: a domain (PBT's mutations) by its JSON form."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            value = _plain(value)
+        elif hasattr(value, "to_json"):
+            value = value.to_json()
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,11 +304,44 @@ def searcher(value: Any, ctx: Context) -> SearcherChoice:
     return SearcherChoice(name, options)
 
 
-def scheduler(value: Any, ctx: Context) -> str:
-    """When to stop trials early; ``fifo`` runs every trial to its end."""
-    if value != "fifo":
-        raise SpecError(f"unknown scheduler {value!r}; valid names: fifo")
-    return "fifo"
+def scheduler(value: Any, ctx: Context) -> SchedulerChoice:
+    """A name, ``{name: asha, <option>: ...}``, or a Scheduler instance; the options
+    are checked against the scheduler's constructor."""
+    from raysweep.sweep.schedulers import Scheduler, canonical_name, make_scheduler
+
+    if isinstance(value, SchedulerChoice):
+        value = value.instance or {"name": value.name, **value.options}
+    if isinstance(value, Scheduler):
+        return SchedulerChoice(value.name or type(value).__name__, {}, value)
+    if isinstance(value, str):
+        name, options = value, {}
+    elif isinstance(value, Mapping):
+        options = dict(value)
+        name = options.pop("name", None)
+        if not isinstance(name, str) or not name:
+            raise SpecError(
+                f"a scheduler mapping needs a 'name' key, e.g. {{name: asha, max_t: 27}}, "
+                f"got {dict(value)!r}"
+            )
+    else:
+        raise SpecError(
+            f"expected a scheduler name (fifo, asha, hyperband, median, pbt) or a mapping "
+            f"{{name: ..., <option>: ...}}, got {describe(value)}"
+        )
+    name = canonical_name(name)  # refuses an unknown name, naming the closest valid one
+    make_scheduler(name, options)  # refuses an unknown option or a bad value
+    return SchedulerChoice(name, options)
+
+
+def scheduler_from_json(value: Any) -> Any:
+    """The stored ``{"name": ..., "options": {...}}`` as the scheduler option takes it."""
+    stored = dict(expect_mapping(value, "{name: asha, options: {}}"))
+    options = expect_mapping(stored.pop("options", {}), "{max_t: 27}")
+    return {**stored, **options}
+
+
+def keep_checkpoints(value: Any, ctx: Context) -> int:
+    return positive_int(value, ctx)
 
 
 # -- limits ---------------------------------------------------------------------------

@@ -24,9 +24,10 @@ from raysweep.errors import (
 from raysweep.store import ExperimentStore, Location
 from raysweep.sweep.callbacks import CallbackGuard, ExperimentInfo
 from raysweep.sweep.config import SweepConfig, run_args_doc, run_signature
-from raysweep.sweep.execution import Backend, WallClock, capacity_note
+from raysweep.sweep.execution import Backend, TrialIO, WallClock, capacity_note
 from raysweep.sweep.result import Result
 from raysweep.sweep.runner import Runner, RunnerOptions
+from raysweep.sweep.schedulers import Scheduler, SchedulerContext
 from raysweep.sweep.searchers import SearchContext, Searcher
 from raysweep.sweep.study import Study
 from raysweep.trial import TrialState
@@ -108,9 +109,10 @@ def execute(config: SweepConfig) -> Result:
             runtime_env=config.runtime_env,
             connect_timeout_s=config.connect_timeout_s,
         )
+    io = _trial_io(config)
     try:
         backend.start(guard.on_note)
-        backend.prepare(config.objective.fn, metric=config.metric, hints=config.resources)
+        backend.prepare(config.objective.fn, metric=config.metric, hints=config.resources, io=io)
         capacity = backend.default_concurrency(config.resources)
         concurrency = config.max_concurrent or capacity
         note = capacity_note(concurrency, capacity)
@@ -122,7 +124,7 @@ def execute(config: SweepConfig) -> Result:
         else:
             store.write_spec(spec)
             store.add_event("resumed", {"num_trials": config.num_trials})
-        return _execute(config, searcher, store, backend, concurrency, guard)
+        return _execute(config, searcher, store, backend, concurrency, guard, io)
     finally:
         if display is not None:
             display.close()
@@ -131,6 +133,42 @@ def execute(config: SweepConfig) -> Result:
             if guard.errors:
                 store.add_event("callback_errors", guard.summary())
             store.close()
+
+
+def _trial_io(config: SweepConfig) -> TrialIO:
+    """Where trials keep their folders, and whether their reports are answered."""
+    from raysweep.sweep.trial_files import trials_root
+
+    directory = config.location.directory
+    return TrialIO(
+        trials_root=None if directory is None else str(trials_root(directory)),
+        keep_checkpoints=config.keep_checkpoints,
+        log_output=config.log_output,
+        answered=config.scheduler.judges,
+    )
+
+
+def _scheduler(
+    config: SweepConfig, study: Study, concurrency: int, stored: list[Any]
+) -> Scheduler | None:
+    """The scheduler set up and, on resume, rebuilt from the stored trials."""
+    if not config.scheduler.judges:
+        return None
+    scheduler = config.scheduler.build()
+    scheduler.setup(
+        SchedulerContext(
+            objectives=config.objectives,
+            space=config.space,
+            seed=config.seed,
+            num_trials=config.num_trials,
+            max_concurrent=concurrency,
+        )
+    )
+    saved = study.store.get_meta("scheduler_state")
+    if config.resume and isinstance(saved, dict) and saved.get("name") == scheduler.name:
+        scheduler.load_state_dict(saved.get("state") or {})
+    scheduler.restore(stored)
+    return scheduler
 
 
 def _display(config: SweepConfig) -> ProgressCallback | None:
@@ -151,6 +189,7 @@ def _execute(
     backend: Backend,
     concurrency: int,
     guard: CallbackGuard,
+    io: TrialIO,
 ) -> Result:
     clock = config.clock or backend.clock() or WallClock()
     objectives = config.objectives
@@ -205,7 +244,8 @@ def _execute(
         max_failures=config.max_failures,
         stop=config.stop,
     )
-    runner = Runner(study, backend, clock, options, [guard])
+    scheduler = _scheduler(config, study, concurrency, stored)
+    runner = Runner(study, backend, clock, options, [guard], scheduler=scheduler, io=io)
     try:
         reason = runner.run()
     except TooManyFailuresError as exc:

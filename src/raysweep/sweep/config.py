@@ -33,7 +33,7 @@ from raysweep.objectives import Objectives
 from raysweep.resources import Resources
 from raysweep.store import Location, locate
 from raysweep.sweep import _config_checks as checks
-from raysweep.sweep._config_checks import Context, ObjectiveRef, SearcherChoice
+from raysweep.sweep._config_checks import Context, ObjectiveRef, SchedulerChoice, SearcherChoice
 from raysweep.sweep.space import SearchSpace
 from raysweep.sweep.space.constraints import ConstraintSet
 from raysweep.sweep.stopping import Stop
@@ -155,9 +155,21 @@ class SweepConfig:
         from_json=checks.searcher_from_json,
         annotation="str | Mapping[str, Any] | Searcher",
     ))  # fmt: skip
-    scheduler: str = field(metadata=_option(
-        doc="when to stop trials early: 'fifo' runs every trial to its end",
-        check=checks.scheduler, default="fifo", annotation="str",
+    scheduler: SchedulerChoice = field(metadata=_option(
+        doc="when to stop trials early: 'fifo' (every trial runs to its end), 'asha', "
+        "'hyperband', 'median', 'pbt', {name: asha, max_t: 27, ...}, or a Scheduler "
+        "instance (raysweep.schedulers.ASHA(...))",
+        check=checks.scheduler, default="fifo", to_json=SchedulerChoice.to_json,
+        from_json=checks.scheduler_from_json,
+        annotation="str | Mapping[str, Any] | Scheduler",
+    ))  # fmt: skip
+    keep_checkpoints: int = field(metadata=_option(
+        doc="checkpoints kept per trial (raysweep.save_checkpoint), the newest",
+        check=checks.keep_checkpoints, default=2, annotation="int",
+    ))  # fmt: skip
+    log_output: bool = field(metadata=_option(
+        doc="keep each trial's stdout/stderr in <storage>/<name>/trials/<id>/output.log "
+        "(first 1 MiB)", check=checks.flag, default=False, annotation="bool",
     ))  # fmt: skip
     # -- limits ----------------------------------------------------------------------
     num_trials: int | None = field(metadata=_option(
@@ -480,6 +492,30 @@ def _searcher_fits(config: SweepConfig) -> None:
         )
 
 
+def _scheduler_fits(config: SweepConfig) -> None:
+    """A scheduler judges one metric, and PBT's mutations must name parameters: both
+    checked at start by setting the scheduler up once."""
+    if not config.scheduler.judges:
+        return
+    if len(config.objectives) > 1:
+        raise SpecError(
+            f"scheduler: {config.scheduler.name!r} judges one metric, but "
+            f"{len(config.objectives)} are optimized; use scheduler 'fifo' for a "
+            f"multi-objective sweep"
+        )
+    from raysweep.sweep.schedulers import SchedulerContext, make_scheduler
+
+    probe = (
+        make_scheduler(config.scheduler.name, config.scheduler.options)
+        if config.scheduler.instance is None
+        else None
+    )
+    if probe is not None:
+        probe.setup(
+            SchedulerContext(objectives=config.objectives, space=config.space, seed=config.seed)
+        )
+
+
 def _has(get: Callable[[str], type[Any]], name: str, attr: str) -> bool:
     try:
         return bool(getattr(get(name), attr))
@@ -505,6 +541,7 @@ def _locatable(config: SweepConfig) -> None:
 _RULES: tuple[Callable[[SweepConfig], None], ...] = (
     _bounded,
     _searcher_fits,
+    _scheduler_fits,
     _force_with_resume,
     _one_clock,
     _locatable,

@@ -1,11 +1,18 @@
-"""``raysweep.report``: intermediate results from inside a running trial.
+"""``raysweep.report`` and the checkpoint functions, from inside a running trial.
 
 The runner sets a trial context around the objective call; :func:`report` appends
 to that trial's series and forwards each report to the driver while the trial
-runs (the channel early stopping builds on). The full series also returns with
-the trial's result, so what is stored is complete even if a live message is
-late. Outside a trial (calling the objective by hand to debug it) a report is
-dropped, so the same function runs unchanged in both places.
+runs. The full series also returns with the trial's result, so what is stored is
+complete even if a live message is late.
+
+The channel runs both ways when a scheduler judges reports: the sink then
+returns the driver's decision on that report, and ``report`` raises
+:class:`~raysweep.errors.TrialPruned` (or ``TrialPaused``) in the trial, which
+may catch it to clean up. Without a scheduler a report is fire and forget.
+
+Outside a trial (calling the objective by hand to debug it) a report is
+dropped, a checkpoint is not saved and none is loaded, so the same function runs
+unchanged in both places.
 """
 
 from __future__ import annotations
@@ -17,11 +24,28 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["TrialContext", "current_trial", "report", "to_metric_value", "trial_context"]
+from raysweep.errors import RaysweepError, TrialPaused, TrialPruned
 
-ReportSink = Callable[[int, Mapping[str, Any]], None]
+if TYPE_CHECKING:
+    from raysweep.sweep.trial_files import TrialFiles
+
+__all__ = [
+    "TrialContext",
+    "current_trial",
+    "load_checkpoint",
+    "report",
+    "save_checkpoint",
+    "to_metric_value",
+    "trial_context",
+    "trial_dir",
+]
+
+#: Forwards one report to the driver; returns the driver's decision on it when a
+#: scheduler judges reports ("continue", "stop", "pause"), else ``None``.
+ReportSink = Callable[[int, Mapping[str, Any]], "str | None"]
 
 
 @dataclass(slots=True)
@@ -32,6 +56,12 @@ class TrialContext:
     config: Mapping[str, Any]
     sink: ReportSink | None = None
     reports: list[dict[str, Any]] = field(default_factory=list)
+    #: The trial's folder (checkpoints, files); ``None`` where there is none.
+    files: TrialFiles | None = None
+    #: "stop" or "pause" once the driver said so; every later report raises again.
+    interrupt: str | None = None
+    #: When this run of the trial began (``time_total_s`` of a report counts from it).
+    started: float = field(default_factory=time.time)
 
 
 _current: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(
@@ -95,14 +125,80 @@ def report(step: int | None = None, **metrics: Any) -> None:
     ctx = _current.get()
     if step is not None and (isinstance(step, bool) or not isinstance(step, numbers.Integral)):
         raise ValueError(f"report(step=...) must be an integer, got {step!r}")
-    if "step" in metrics or "time" in metrics:
-        raise ValueError("'step' and 'time' are reserved names in report(); rename that metric")
+    reserved = [name for name in ("step", "time", "time_total_s") if name in metrics]
+    if reserved:
+        raise ValueError(
+            f"{reserved[0]!r} is a reserved name in report() (with 'step', 'time' and "
+            f"'time_total_s'); rename that metric"
+        )
     values = {name: to_metric_value(name, value) for name, value in metrics.items()}
     if ctx is None:
         return
     entry: dict[str, Any] = {"step": int(step) if step is not None else len(ctx.reports)}
     entry.update(values)
     entry["time"] = time.time()
-    ctx.reports.append(entry)
-    if ctx.sink is not None:
-        ctx.sink(ctx.trial_id, entry)
+    entry["time_total_s"] = entry["time"] - ctx.started
+    if ctx.interrupt is None:
+        ctx.reports.append(entry)
+        if ctx.sink is not None:
+            decision = ctx.sink(ctx.trial_id, entry)
+            if decision in ("stop", "pause"):
+                ctx.interrupt = decision
+    if ctx.interrupt == "stop":
+        raise TrialPruned(f"trial {ctx.trial_id} was pruned by the scheduler")
+    if ctx.interrupt == "pause":
+        raise TrialPaused(f"trial {ctx.trial_id} was paused by the scheduler")
+
+
+def save_checkpoint(value: Any) -> Path | None:
+    """Store a checkpoint of the running trial: any picklable object (a dict of
+    arrays, a model's ``state_dict()``), or the path of a folder to copy.
+
+    Written atomically under the trial's folder; the newest ``keep_checkpoints``
+    (2 by default) are kept. A trial run again (a lost worker, a resume after a
+    crash, a pause) finds it with :func:`load_checkpoint`. Returns the
+    checkpoint's folder; outside a trial nothing is saved and ``None`` returned.
+
+    Example:
+        >>> import raysweep
+        >>> def objective(config):
+        ...     state = raysweep.load_checkpoint() or {"epoch": 0}
+        ...     for epoch in range(state["epoch"], 3):
+        ...         raysweep.save_checkpoint({"epoch": epoch + 1})
+        ...         raysweep.report(step=epoch, loss=1.0 / (epoch + 1))
+        ...     return 1.0 / 3
+        >>> objective({})
+        0.3333333333333333
+    """
+    ctx = _current.get()
+    if ctx is None:
+        return None
+    if ctx.files is None:
+        raise RaysweepError(
+            "save_checkpoint: this experiment has no folder for trial files (its store is "
+            "not a folder on disk); use a storage folder to keep checkpoints"
+        )
+    step = ctx.reports[-1]["step"] if ctx.reports else None
+    return ctx.files.save(value, step=step)
+
+
+def load_checkpoint() -> Any:
+    """The newest checkpoint of the running trial (the object saved, or the path of
+    the saved folder's copy), or ``None`` when there is none: a first run, or
+    outside a trial. After population-based training's exploit it is the donor
+    trial's checkpoint."""
+    ctx = _current.get()
+    if ctx is None or ctx.files is None:
+        return None
+    return ctx.files.load()
+
+
+def trial_dir() -> Path:
+    """A folder for the running trial's own outputs (``<experiment>/trials/<id>/files``,
+    created now). Outside a trial: a new temporary folder, so the code runs by hand."""
+    ctx = _current.get()
+    if ctx is None or ctx.files is None:
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix="raysweep-trial-"))
+    return ctx.files.files_dir()

@@ -84,6 +84,8 @@ def trials_dataframe(trials: Sequence[Trial], objectives: Objectives | None = No
             "trial_id": t.trial_id,
             "state": t.state.value,
             "attempts": t.attempts,
+            "last_step": t.last_step,
+            "parent_id": t.parent_id,
             "node": t.node,
             "queued_at": t.queued_at,
             "started_at": t.started_at,

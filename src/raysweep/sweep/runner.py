@@ -16,6 +16,15 @@ running one for everything but its time-out (the searcher counts it as pending,
 a resume re-runs it, a stop abandons it), and ``started_at`` already tells the
 two apart for ``raysweep status`` and the progress display.
 
+A scheduler (``fifo`` is none at all) judges every intermediate report as it
+arrives; its decision goes back to the trial through the backend
+(:meth:`Backend.answer`), whose ``report()`` then raises ``TrialPruned`` or
+``TrialPaused``. The trial's task ends normally (its worker is kept) and its
+payload says it was interrupted: the study records PRUNED, or PAUSED, after which
+the scheduler says how it goes on (population-based training: another trial's
+checkpoint, a new configuration) and it is queued again. A trial that does not
+end within the scheduler's ``stop_grace_s`` is cancelled and recorded as decided.
+
 Each iteration costs O(events handled), not O(trials): time-outs sit in a heap
 of deadlines and the study keeps its counts and best value as trials change
 state, so a driver with a thousand trials in flight and tens of thousands
@@ -36,13 +45,16 @@ from raysweep.errors import TooManyFailuresError
 from raysweep.store import HEARTBEAT_KEY, heartbeat
 from raysweep.sweep.callbacks import Callback
 from raysweep.sweep.execution import (
+    NO_TRIAL_IO,
     Backend,
     Clock,
     TrialFinished,
+    TrialIO,
     TrialLost,
     TrialReported,
     TrialStarted,
 )
+from raysweep.sweep.schedulers._base import Decision, Scheduler
 from raysweep.sweep.stopping import Stop
 from raysweep.sweep.study import Study
 from raysweep.trial import Trial, TrialState
@@ -85,12 +97,17 @@ class Runner:
         clock: Clock,
         options: RunnerOptions,
         callbacks: Sequence[Callback] = (),
+        scheduler: Scheduler | None = None,
+        io: TrialIO = NO_TRIAL_IO,
     ) -> None:
         self.study = study
         self.backend = backend
         self.clock = clock
         self.options = options
         self.callbacks = list(callbacks)
+        self.scheduler = scheduler  # None: fifo, reports are not judged
+        self.io = io
+        self._stopping: dict[int, Decision] = {}  # told to stop or pause, not ended yet
         # trial id -> dispatch number; a deadline whose number differs is stale
         # (the trial ended, or this is an earlier attempt of a re-run trial).
         self._running: dict[int, int] = {}
@@ -161,6 +178,8 @@ class Runner:
                 break
             # Before the next ask, so the searcher counts this one as pending.
             self.study.searcher.on_trial_start(trial)
+            if self.scheduler is not None:
+                self.scheduler.on_trial_add(trial)
             started.append(trial)
         return started
 
@@ -213,6 +232,8 @@ class Runner:
                     began.append(self._start(event.trial_id, event.time, event.node, now))
             elif isinstance(event, TrialReported):
                 trial = self.study.report(event.trial_id, event.report)
+                if self.scheduler is not None:
+                    self._judge(event.trial_id, trial, event.report, now)
                 if trial is not None:
                     for cb in self.callbacks:
                         cb.on_trial_report(trial, event.report)
@@ -220,10 +241,15 @@ class Runner:
                 if event.trial_id in self._queued:
                     began += self._began_unheard(event.trial_id, event.payload)
                 del self._running[event.trial_id]
-                finished.append(self.study.finish(event.trial_id, event.payload, now))
+                self._stopping.pop(event.trial_id, None)
+                trial = self.study.finish(event.trial_id, event.payload, now)
+                if trial.state is TrialState.PAUSED:
+                    self._go_on(trial)
+                finished.append(trial)
             elif isinstance(event, TrialLost) and event.trial_id in self._running:
                 del self._running[event.trial_id]
                 self._queued.discard(event.trial_id)
+                self._stopping.pop(event.trial_id, None)
                 trial = self.study.trials[event.trial_id]
                 if trial.attempts <= self.options.max_retries:
                     self.study.store.add_event(
@@ -241,6 +267,64 @@ class Runner:
                         )
                     )
         return began, finished
+
+    def _judge(
+        self, trial_id: int, trial: Trial | None, report: Mapping[str, Any], now: float
+    ) -> None:
+        """Ask the scheduler about one report and send its decision to the trial (each
+        report is answered: on Ray the trial's ``report()`` waits for it)."""
+        assert self.scheduler is not None
+        decision = self._stopping.get(trial_id, Decision.CONTINUE)
+        if trial is not None and trial_id in self._running and trial_id not in self._stopping:
+            self.study.searcher.on_trial_result(trial, report)
+            decision = self.scheduler.on_trial_result(trial, report)
+            state = self.scheduler.state_dict()
+            if state:
+                self.study.stage_meta(
+                    "scheduler_state", {"name": self.scheduler.name, "state": state}
+                )
+            if decision is not Decision.CONTINUE:
+                self._stopping[trial_id] = decision
+                grace = now + self.scheduler.stop_grace_s
+                heapq.heappush(self._deadlines, (grace, self._running[trial_id], trial_id))
+        self.backend.answer(trial_id, decision.value)
+
+    def _go_on(self, trial: Trial) -> None:
+        """A paused trial: apply the scheduler's plan (a donor's checkpoint, a new
+        configuration), then queue it again; it goes on from its checkpoint."""
+        assert self.scheduler is not None
+        plan = self.scheduler.on_trial_paused(trial)
+        study = self.study
+        if plan is not None and (
+            study.space.problems(plan.config) or not study.constraints.is_feasible(plan.config)
+        ):
+            # A mutation wider than the space (or against a constraint): the trial
+            # goes on as it was rather than with a configuration nobody asked for.
+            study.store.add_event(
+                "exploit_refused",
+                {"donor": plan.donor, "config": dict(plan.config), "why": "outside the space"},
+                trial.trial_id,
+            )
+            plan = None
+        if plan is not None:
+            copied: str | None = None
+            if plan.donor is not None and plan.donor != trial.trial_id:
+                mine, theirs = self.io.files(trial.trial_id), self.io.files(plan.donor)
+                if mine is not None and theirs is not None:
+                    path = mine.copy_latest_from(theirs)
+                    copied = None if path is None else str(path)
+            self.study.relaunch(trial.trial_id, plan.config, plan.donor)
+            self.study.store.add_event(
+                "exploit",
+                {
+                    "donor": plan.donor,
+                    "step": trial.last_step,
+                    "config": dict(plan.config),
+                    "checkpoint": copied,
+                },
+                trial.trial_id,
+            )
+        self._requeue.append(trial.trial_id)
 
     def _start(self, trial_id: int, when: float, node: str | None, now: float) -> Trial:
         """Stage the start of a queued trial and set its deadline.
@@ -285,26 +369,48 @@ class Runner:
                 continue  # it ended before its deadline
             self.backend.cancel(trial_id)
             del self._running[trial_id]
-            trial = self.study.end(
-                trial_id,
-                TrialState.FAILED,
-                f"timed out after {self.options.timeout_s:g} s",
-                now,
-            )
+            self._queued.discard(trial_id)
+            decided = self._stopping.pop(trial_id, None)
+            if decided is not None:
+                # Told to stop or pause and still running after the grace period.
+                state = TrialState.PRUNED if decided is Decision.STOP else TrialState.PAUSED
+                trial = self.study.end(trial_id, state, None, now)
+                if state is TrialState.PAUSED:
+                    self._go_on(trial)
+            else:
+                trial = self.study.end(
+                    trial_id,
+                    TrialState.FAILED,
+                    f"timed out after {self.options.timeout_s:g} s",
+                    now,
+                )
             expired.append(trial)
         return expired
 
     def _tell_searcher(self, trial: Trial) -> None:
+        """Tell the searcher and the scheduler how a trial ended (a paused one has
+        not: it goes on, still pending for the searcher)."""
+        if trial.state is TrialState.PAUSED:
+            return
         if trial.state is TrialState.COMPLETED:
             self.study.searcher.on_trial_complete(trial)
+        elif trial.state is TrialState.PRUNED:
+            self.study.searcher.on_trial_pruned(trial)
         else:
             self.study.searcher.on_trial_error(trial)
+        if self.scheduler is not None:
+            if trial.state is TrialState.COMPLETED:
+                self.scheduler.on_trial_complete(trial)
+            else:
+                self.scheduler.on_trial_remove(trial)
 
     def _notify(self, began: list[Trial], finished: list[Trial]) -> None:
         for trial in began:
             for cb in self.callbacks:
                 cb.on_trial_running(trial)
         for trial in finished:
+            if trial.state is TrialState.PAUSED:
+                continue  # not ended: it goes on
             for cb in self.callbacks:
                 if trial.state is TrialState.COMPLETED:
                     cb.on_trial_complete(trial)
@@ -342,5 +448,6 @@ class Runner:
             self.study.end(trial_id, TrialState.ABANDONED, why, now)
         self._running.clear()
         self._queued.clear()
+        self._stopping.clear()
         self._deadlines.clear()
         self.study.flush()

@@ -25,7 +25,21 @@ from raysweep.sweep.space import SearchSpace
 from raysweep.sweep.space.constraints import ConstraintSet
 from raysweep.trial import Trial, TrialState
 
-__all__ = ["MAX_REJECTIONS", "Study"]
+__all__ = ["MAX_REJECTIONS", "Study", "last_metrics"]
+
+#: Keys of a report that are not metrics.
+REPORT_KEYS = frozenset({"step", "time", "time_total_s"})
+
+
+def last_metrics(reports: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """The metrics of the last report (what a pruned trial is remembered by)."""
+    if not reports:
+        return {}
+    return {
+        k: float(v)
+        for k, v in reports[-1].items()
+        if k not in REPORT_KEYS and isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 #: Suggestions the runner rejects for violating constraints before it gives up.
 MAX_REJECTIONS = 10_000
@@ -66,6 +80,9 @@ class Study:
         self._meta: dict[str, Any] = {}
         self._asked = False  # the searcher's state changed since the last flush
         self._counts: Counter[TrialState] = Counter(t.state for t in self.trials.values())
+        # trial id -> the series its earlier attempts reported, kept across a re-run
+        # (a trial going on from a checkpoint continues its series).
+        self._kept: dict[int, tuple[Mapping[str, Any], ...]] = {}
         self._best = objectives.best(self.trials.values())
         self.best_value: float | None = None if self._best is None else objectives.value(self._best)
         self.since_improvement = 0
@@ -129,17 +146,39 @@ class Study:
 
     def restart(self, trial_id: int, now: float) -> Trial:
         """Stage another attempt of a stored trial with its config and id, queued at
-        ``now``; where and when the last attempt ran is cleared."""
+        ``now``; where and when the last attempt ran is cleared.
+
+        Its report series is kept: the new attempt may go on from a checkpoint.
+        Reports of the new attempt replace the kept ones from their first step on
+        (an attempt that starts over at step 0 replaces them all).
+        """
         old = self.trials[trial_id]
+        self._kept[trial_id] = old.intermediate
         return self._stage(
             trial_id,
             state=TrialState.RUNNING,
             metrics={},
             queued_at=now,
             attempts=old.attempts + 1,
-            replace_reports=True,
             clear=("error", "ended_at", "started_at", "node"),
         )
+
+    def relaunch(self, trial_id: int, config: Mapping[str, Any], parent_id: int | None) -> Trial:
+        """Stage the configuration a paused trial goes on with, and the trial whose
+        checkpoint it goes on from (population-based training's exploit)."""
+        return self._stage(trial_id, config=dict(config), parent_id=parent_id)
+
+    def _series(self, trial_id: int, reports: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The kept series of earlier attempts joined with this attempt's ``reports``."""
+        kept = self._kept.pop(trial_id, ())
+        if not reports:
+            return [dict(r) for r in kept]
+        first = reports[0].get("step")
+        if isinstance(first, int):
+            kept = tuple(r for r in kept if isinstance(r.get("step"), int) and r["step"] < first)
+        else:
+            kept = ()
+        return [*(dict(r) for r in kept), *(dict(r) for r in reports)]
 
     def start(self, trial_id: int, when: float, node: str | None) -> Trial:
         """Stage that a queued trial began to run at ``when`` on ``node``."""
@@ -156,28 +195,45 @@ class Study:
         return trial
 
     def finish(self, trial_id: int, payload: Mapping[str, Any], now: float) -> Trial:
-        """Stage the outcome of a trial's task: COMPLETED or FAILED.
+        """Stage the outcome of a trial's task: COMPLETED, FAILED, or, when the
+        scheduler ended it through its reports (``payload["interrupt"]``), PRUNED
+        or PAUSED with the metrics it returned or else its last reported ones.
 
         A start already staged (the one the time-out counted from) is kept; the
         payload's own start time fills in only where none was heard of.
         """
         ok = bool(payload.get("ok"))
+        interrupt = payload.get("interrupt")
         started = self.trials[trial_id].started_at
+        reports = self._series(trial_id, list(payload.get("reports") or []))
+        metrics = dict(payload.get("metrics") or {})
+        error = None if ok else str(payload.get("error") or "unknown error")
+        state = TrialState.COMPLETED if ok else TrialState.FAILED
+        if interrupt in ("stop", "pause") and payload.get("error") is None:
+            state = TrialState.PRUNED if interrupt == "stop" else TrialState.PAUSED
+            metrics = metrics or last_metrics(reports)
+            error = None
         return self._stage(
             trial_id,
-            state=TrialState.COMPLETED if ok else TrialState.FAILED,
-            metrics=dict(payload.get("metrics") or {}),
-            error=None if ok else str(payload.get("error") or "unknown error"),
+            state=state,
+            metrics=metrics,
+            error=error,
             started_at=payload.get("started_at") if started is None else None,
             ended_at=payload.get("ended_at") or now,
             node=payload.get("node"),
-            reports=list(payload.get("reports") or []),
+            reports=reports,
             replace_reports=True,
         )
 
-    def end(self, trial_id: int, state: TrialState, error: str, now: float) -> Trial:
-        """Stage a trial ended by the runner: FAILED (time-out, lost too often) or
-        ABANDONED (the experiment stopped while it ran)."""
+    def end(self, trial_id: int, state: TrialState, error: str | None, now: float) -> Trial:
+        """Stage a trial ended by the runner: FAILED (time-out, lost too often),
+        ABANDONED (the experiment stopped while it ran), or PRUNED / PAUSED (its
+        task was cancelled after the scheduler's grace period), the last two with
+        their last reported metrics."""
+        self._kept.pop(trial_id, None)
+        if state in (TrialState.PRUNED, TrialState.PAUSED):
+            metrics = last_metrics(self.trials[trial_id].intermediate)
+            return self._stage(trial_id, state=state, metrics=metrics, error=error, ended_at=now)
         return self._stage(trial_id, state=state, error=error, ended_at=now)
 
     def _stage(

@@ -103,3 +103,28 @@ def square_then_gate(config: Mapping[str, Any]) -> float:
     if trial_id() >= config["free"]:
         wait_for_file(Path(config["gate"]) / "open", "the test to open the gate")
     return float(config["x"]) ** 2
+
+
+def epochs_until_pruned(config: Mapping[str, Any]) -> dict[str, float]:
+    """Reports ``x / (epoch + 1)`` and its worker's pid for ``config["epochs"]`` epochs;
+    on ``TrialPruned`` it leaves a marker in its trial folder, then lets it go."""
+    try:
+        for epoch in range(int(config["epochs"])):
+            raysweep.report(step=epoch, loss=config["x"] / (epoch + 1), pid=os.getpid())
+    except raysweep.TrialPruned:
+        (raysweep.trial_dir() / "pruned").write_text(str(os.getpid()))
+        raise
+    return {"loss": config["x"] / int(config["epochs"]), "pid": os.getpid()}
+
+
+def checkpointed_epochs(config: Mapping[str, Any]) -> float:
+    """Ten epochs with a checkpoint before each report; reports carry the epoch this
+    run started from. After epoch ``config["hold_at"]`` it waits for ``gate/open``."""
+    state = raysweep.load_checkpoint() or {"epoch": 0}
+    start = int(state["epoch"])
+    for epoch in range(start, 10):
+        raysweep.save_checkpoint({"epoch": epoch + 1})
+        raysweep.report(step=epoch, loss=1.0 / (epoch + 1), start=start)
+        if epoch == config["hold_at"]:
+            wait_for_file(Path(config["gate"]) / "open", "the test to open the gate")
+    return 0.1

@@ -9,11 +9,13 @@ from __future__ import annotations
 from types import ModuleType
 
 from raysweep.sweep.execution._base import (
+    NO_TRIAL_IO,
     QUEUED_AFTER_S,
     Backend,
     Clock,
     Event,
     TrialFinished,
+    TrialIO,
     TrialLost,
     TrialReported,
     TrialStarted,
@@ -24,6 +26,7 @@ from raysweep.sweep.execution.local import FakeClock, InProcessBackend
 from raysweep.sweep.execution.simulated import SimulatedBackend, VirtualClock
 
 __all__ = [
+    "NO_TRIAL_IO",
     "QUEUED_AFTER_S",
     "Backend",
     "Clock",
@@ -32,6 +35,7 @@ __all__ = [
     "InProcessBackend",
     "SimulatedBackend",
     "TrialFinished",
+    "TrialIO",
     "TrialLost",
     "TrialReported",
     "TrialStarted",

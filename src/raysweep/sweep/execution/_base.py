@@ -17,13 +17,16 @@ from raysweep.resources import Resources
 
 if TYPE_CHECKING:
     from raysweep.sweep.execution._worker import MetricNames
+    from raysweep.sweep.trial_files import TrialFiles
 
 __all__ = [
+    "NO_TRIAL_IO",
     "QUEUED_AFTER_S",
     "Backend",
     "Clock",
     "Event",
     "TrialFinished",
+    "TrialIO",
     "TrialLost",
     "TrialReported",
     "TrialStarted",
@@ -37,6 +40,40 @@ __all__ = [
 #: run 0.1 s, for the throughput of short trials), and a trial dispatched a moment
 #: ago is more likely starting than waiting; until then it is shown as running.
 QUEUED_AFTER_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrialIO:
+    """What a trial's worker needs besides the objective: where the trial's folder
+    lives and whether the driver answers its reports.
+
+    Attributes:
+        trials_root: the experiment's ``trials`` folder, reachable from every
+            worker (a shared file system on a cluster); ``None``: no trial files,
+            so ``save_checkpoint`` says why.
+        keep_checkpoints: checkpoints kept per trial.
+        log_output: capture each trial's stdout/stderr in its folder.
+        answered: a scheduler judges every report, so each ``report()`` waits for
+            the driver's decision (and raises ``TrialPruned`` on STOP); without
+            one reports are fire and forget.
+    """
+
+    trials_root: str | None = None
+    keep_checkpoints: int = 2
+    log_output: bool = False
+    answered: bool = False
+
+    def files(self, trial_id: int) -> TrialFiles | None:
+        """The trial's folder, or ``None`` without a ``trials_root``."""
+        if self.trials_root is None:
+            return None
+        from raysweep.sweep.trial_files import TrialFiles
+
+        return TrialFiles(self.trials_root, trial_id, self.keep_checkpoints)
+
+
+#: No trial folder, fire-and-forget reports: what a backend assumes until told.
+NO_TRIAL_IO = TrialIO()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +146,12 @@ class Backend(abc.ABC):
         *,
         metric: MetricNames,
         hints: Resources,
+        io: TrialIO = NO_TRIAL_IO,
     ) -> None:
         """Receive what every trial of the experiment shares, before the first submit:
         the objective, the objective metric name(s) every trial must return
-        (``metric``: one name, or several in order), and the resources of a trial."""
+        (``metric``: one name, or several in order), the resources of a trial, and
+        its folder and report channel (``io``)."""
 
     @abc.abstractmethod
     def submit(self, trial_id: int, config: Mapping[str, Any]) -> None:
@@ -130,6 +169,12 @@ class Backend(abc.ABC):
 
     def cancel(self, trial_id: int) -> None:  # noqa: B027 - optional hook
         """Stop a running trial; no event for it follows."""
+
+    def answer(self, trial_id: int, decision: str) -> None:  # noqa: B027 - optional hook
+        """The driver's decision on the trial's latest report ("continue", "stop" or
+        "pause"), when ``io.answered``: the trial's ``report()`` returns, or raises
+        ``TrialPruned`` / ``TrialPaused``; its task then ends with an ``interrupt``
+        in its payload. Called once per :class:`TrialReported`, in order."""
 
     def clock(self) -> Clock | None:
         """The backend's own time source, or ``None`` for the wall clock.

@@ -8,14 +8,21 @@ instead of a Ray error whose class may not even unpickle on the driver.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import socket
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
+from raysweep.errors import TrialInterrupted, TrialPaused
 from raysweep.sweep.reporting import ReportSink, TrialContext, to_metric_value, trial_context
+from raysweep.sweep.trial_files import TrialFiles
+
+#: Bytes of a trial's stdout and stderr kept in ``output.log`` (``log_output``).
+OUTPUT_CAP = 1 << 20
 
 __all__ = ["MetricNames", "Objective", "execute_trial", "judge_result"]
 
@@ -76,23 +83,32 @@ def execute_trial(
     env: Mapping[str, str] | None = None,
     sink: ReportSink | None = None,
     node: str | None = None,
+    files: TrialFiles | None = None,
+    log_output: bool = False,
 ) -> dict[str, Any]:
     """Run one trial and return its payload.
 
     The payload is ``{"ok": bool, "metrics": {...}, "error": str | None,
-    "reports": [...], "started_at", "ended_at", "node", "pid"}``.
+    "interrupt": "stop" | "pause" | None, "reports": [...], "started_at",
+    "ended_at", "node", "pid"}``. ``interrupt`` says the scheduler ended the
+    trial through its reports (whether the trial let ``TrialPruned`` propagate
+    or caught it and returned).
     """
     for key, value in (env or {}).items():
         os.environ[key] = value
-    ctx = TrialContext(trial_id=trial_id, config=config, sink=sink)
+    ctx = TrialContext(trial_id=trial_id, config=config, sink=sink, files=files)
     started = time.time()
     error: str | None = None
     metrics: dict[str, float] = {}
     try:
-        with trial_context(ctx):
+        with trial_context(ctx), _captured(files if log_output else None):
             value = objective(dict(config))
     except KeyboardInterrupt:
         raise  # a cancellation from the driver, not a result of the trial
+    except TrialInterrupted as exc:
+        # What the scheduler asked for; a trial may also raise TrialPruned itself.
+        if ctx.interrupt is None:
+            ctx.interrupt = "pause" if isinstance(exc, TrialPaused) else "stop"
     except BaseException:
         error = traceback.format_exc()
     else:
@@ -101,12 +117,54 @@ def execute_trial(
         except ValueError as exc:
             error = str(exc)  # one line says it better than a traceback into raysweep
     return {
-        "ok": error is None,
+        "ok": error is None and ctx.interrupt is None,
         "metrics": metrics if error is None else {},
         "error": error,
+        "interrupt": ctx.interrupt,
         "reports": ctx.reports,
         "started_at": started,
         "ended_at": time.time(),
         "node": node or socket.gethostname(),
         "pid": os.getpid(),
     }
+
+
+class _CappedLog(io.TextIOBase):
+    """A text stream appending to ``output.log`` until :data:`OUTPUT_CAP` bytes."""
+
+    def __init__(self, files: TrialFiles) -> None:
+        files.path.mkdir(parents=True, exist_ok=True)
+        self._path = files.path / "output.log"
+        self._left = OUTPUT_CAP - (self._path.stat().st_size if self._path.exists() else 0)
+        self._handle = open(self._path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self._left > 0:
+            data = text.encode("utf-8", errors="replace")
+            if len(data) > self._left:
+                data = data[: self._left] + b"\n[output.log: cap reached, the rest dropped]\n"
+            self._handle.write(data.decode("utf-8", errors="replace"))
+            self._handle.flush()
+            self._left -= len(data)
+        return len(text)
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def _captured(files: TrialFiles | None) -> Iterator[None]:
+    """Send the trial's Python-level stdout and stderr to its ``output.log``."""
+    if files is None:
+        yield
+        return
+    log = _CappedLog(files)
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            yield
+    finally:
+        log.close()

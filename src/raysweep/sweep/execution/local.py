@@ -17,10 +17,12 @@ from typing import Any
 
 from raysweep.resources import Resources
 from raysweep.sweep.execution._base import (
+    NO_TRIAL_IO,
     Backend,
     Clock,
     Event,
     TrialFinished,
+    TrialIO,
     TrialReported,
     TrialStarted,
 )
@@ -67,12 +69,22 @@ class InProcessBackend(Backend):
         self._begun: int | None = None  # the first queued trial, once its start was told
         self.cancelled: list[int] = []
         self.submitted: list[int] = []
+        self._io = TrialIO()
 
     def prepare(
-        self, objective: Callable[[dict[str, Any]], Any], *, metric: MetricNames, hints: Resources
+        self,
+        objective: Callable[[dict[str, Any]], Any],
+        *,
+        metric: MetricNames,
+        hints: Resources,
+        io: TrialIO = NO_TRIAL_IO,
     ) -> None:
+        """A trial runs whole inside :meth:`wait`, so a scheduler's decisions
+        (:meth:`Backend.answer`) come after it ended and cannot stop it early here;
+        checkpoints and trial folders work as on Ray."""
         self._objective = objective
         self._metric = metric
+        self._io = io
 
     def submit(self, trial_id: int, config: Mapping[str, Any]) -> None:
         self.submitted.append(trial_id)
@@ -111,6 +123,8 @@ class InProcessBackend(Backend):
             config,
             self._metric,
             sink=lambda tid, rep: events.append(TrialReported(tid, rep)),
+            files=self._io.files(trial_id),
+            log_output=self._io.log_output,
         )
         return [*events, TrialFinished(trial_id, payload)]
 

@@ -13,6 +13,15 @@ tasks (``bench/overhead.py``). The driver keeps one long-poll
 call to the inbox among the references it waits on, so both arrive
 event-driven, with no polling.
 
+When a scheduler judges reports the channel runs both ways: a trial's
+``report()`` calls the inbox's :meth:`_Inbox.ask`, which holds the call until the
+driver's decision on that report arrives (:meth:`RayBackend.answer`, sent in one
+actor call per loop iteration), so a pruned trial stops at the report that
+pruned it, its task returns normally and its worker process runs the next trial
+(a force-cancel would kill the process). A decision that does not come within
+:data:`ANSWER_WAIT_S` lets the trial go on; a "stop" or "pause" is kept by the
+inbox, so every later report of that attempt raises.
+
 Ray's own task retries are off (``max_retries=0``): the runner retries lost
 trials itself, so every attempt is counted and stored.
 """
@@ -36,9 +45,11 @@ from raysweep._ray import connect
 from raysweep.errors import SpecError
 from raysweep.resources import Resources, task_env
 from raysweep.sweep.execution._base import (
+    NO_TRIAL_IO,
     Backend,
     Event,
     TrialFinished,
+    TrialIO,
     TrialLost,
     TrialReported,
     TrialStarted,
@@ -49,6 +60,8 @@ __all__ = ["NOTICE_AFTER_S", "RayBackend", "register_by_value"]
 
 #: A trial still running this long after its start tells the driver it started.
 NOTICE_AFTER_S = 0.1
+#: How long a trial's ``report()`` waits for the driver's decision before going on.
+ANSWER_WAIT_S = 30.0
 
 #: Errors that mean the worker or node running a trial died, not the trial itself.
 _LOST = (
@@ -74,11 +87,46 @@ def register_by_value(module: ModuleType) -> None:
 class _Inbox:
     """Collects what running trials say (starts, live reports); the driver
     long-polls :meth:`drain`. Items are ``("started", trial id, attempt token,
-    time, node)`` and ``("report", trial id, report)``, in arrival order."""
+    time, node)`` and ``("report", trial id, report, attempt token)``, in arrival
+    order. Reports that wait for a decision are held in :meth:`ask`."""
 
     def __init__(self) -> None:
         self._items: list[tuple[Any, ...]] = []
         self._ready = asyncio.Event()
+        self._waiting: dict[tuple[int, int], asyncio.Future[str]] = {}
+        self._verdicts: dict[tuple[int, int], str] = {}  # "stop"/"pause", kept
+
+    async def ask(self, trial_id: int, token: int, report: dict[str, Any]) -> str:
+        """Queue a report and return the driver's decision on it ("continue" after
+        :data:`ANSWER_WAIT_S` without one)."""
+        key = (trial_id, token)
+        if key in self._verdicts:
+            return self._verdicts[key]
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = future
+        self._items.append(("report", trial_id, report, token))
+        self._ready.set()
+        try:
+            return await asyncio.wait_for(future, ANSWER_WAIT_S)
+        except TimeoutError:
+            return "continue"
+        finally:
+            if self._waiting.get(key) is future:
+                del self._waiting[key]
+
+    async def answer(self, answers: list[tuple[int, int, str]]) -> None:
+        for trial_id, token, decision in answers:
+            key = (trial_id, token)
+            if decision in ("stop", "pause"):
+                self._verdicts[key] = decision
+            future = self._waiting.pop(key, None)
+            if future is not None and not future.done():
+                future.set_result(decision)
+
+    async def forget(self, keys: list[tuple[int, int]]) -> None:
+        """Drop the kept verdicts of attempts that ended."""
+        for key in keys:
+            self._verdicts.pop(tuple(key), None)  # type: ignore[arg-type]
 
     async def started(self, trial_id: int, token: int, when: float, node: str) -> None:
         self._items.append(("started", trial_id, token, when, node))
@@ -109,6 +157,22 @@ def _inbox(inbox_name: str) -> Any:
 def _send_report(inbox_name: str, trial_id: int, report: Mapping[str, Any]) -> None:
     """Forward one report from a worker to the inbox actor, fire and forget."""
     _inbox(inbox_name).push.remote(trial_id, dict(report))
+
+
+def _ask(inbox_name: str, trial_id: int, token: int, report: Mapping[str, Any]) -> str:
+    """Forward one report and wait for the driver's decision on it.
+
+    With the inbox gone (the driver ended) the trial goes on; the driver's end
+    ends it anyway.
+    """
+    try:
+        decision = ray.get(
+            _inbox(inbox_name).ask.remote(trial_id, token, dict(report)),
+            timeout=ANSWER_WAIT_S + 5.0,
+        )
+    except Exception:
+        return "continue"
+    return str(decision)
 
 
 def _send_started(inbox_name: str, trial_id: int, token: int, when: float, node: str) -> None:
@@ -192,6 +256,7 @@ def _make_entry(
     metric: MetricNames,
     inbox_name: str,
     env: Mapping[str, str],
+    io: TrialIO,
 ) -> Callable[[int, dict[str, Any], int], dict[str, Any]]:
     """The task body for this experiment; the objective travels inside it, so Ray
     exports it once per experiment rather than pickling it with every trial."""
@@ -200,6 +265,16 @@ def _make_entry(
         node = _node_ip()
         began = time.time()
         _announce(lambda: _send_started(inbox_name, trial_id, token, began, node))
+        if io.answered:
+
+            def sink(tid: int, rep: Mapping[str, Any]) -> str | None:
+                return _ask(inbox_name, tid, token, rep)
+        else:
+
+            def sink(tid: int, rep: Mapping[str, Any]) -> str | None:
+                _send_report(inbox_name, tid, rep)
+                return None
+
         try:
             return execute_trial(
                 objective,
@@ -207,8 +282,10 @@ def _make_entry(
                 config,
                 metric,
                 env=env,
-                sink=lambda tid, rep: _send_report(inbox_name, tid, rep),
+                sink=sink,
                 node=node,
+                files=io.files(trial_id),
+                log_output=io.log_output,
             )
         finally:
             _ended()
@@ -319,6 +396,9 @@ class RayBackend(Backend):
         self._poll: Any = None
         self._inbox_lost = False
         self._assumed: list[Event] = []  # starts taken for granted once the inbox is lost
+        self._answers: list[tuple[int, int, str]] = []  # to send with the next wait()
+        self._ended: list[tuple[int, int]] = []  # attempts whose kept verdicts can go
+        self._answered = False
 
     def start(self, notify: Callable[[str], None]) -> None:
         if self._connected:
@@ -332,14 +412,20 @@ class RayBackend(Backend):
             self._task_runtime_env = self._runtime_env
 
     def prepare(
-        self, objective: Callable[[dict[str, Any]], Any], *, metric: MetricNames, hints: Resources
+        self,
+        objective: Callable[[dict[str, Any]], Any],
+        *,
+        metric: MetricNames,
+        hints: Resources,
+        io: TrialIO = NO_TRIAL_IO,
     ) -> None:
         self.start(lambda text: None)
         options = _task_options(hints)
         if self._task_runtime_env is not None:
             options["runtime_env"] = self._task_runtime_env
         _check_fits(options)
-        entry = _make_entry(objective, metric, self._inbox_name, task_env(options))
+        self._answered = io.answered
+        entry = _make_entry(objective, metric, self._inbox_name, task_env(options), io)
         try:
             ray.cloudpickle.dumps(entry)
         except Exception as exc:
@@ -363,7 +449,19 @@ class RayBackend(Backend):
         if self._inbox_lost:
             self._assumed.append(TrialStarted(trial_id, time.time()))
 
+    def answer(self, trial_id: int, decision: str) -> None:
+        token = self._tokens.get(trial_id)
+        if token is not None:
+            self._answers.append((trial_id, token, decision))
+
     def wait(self, timeout: float | None) -> Sequence[Event]:
+        if self._inbox is not None and (self._answers or len(self._ended) >= 64):
+            if self._answers:
+                self._inbox.answer.remote(self._answers)
+            if len(self._ended) >= 64:
+                self._inbox.forget.remote(self._ended)
+                self._ended = []
+            self._answers = []
         events, self._assumed = self._assumed, []
         waiting = [*self._refs, *([self._poll] if self._poll is not None else [])]
         if not waiting:
@@ -380,7 +478,9 @@ class RayBackend(Backend):
                 continue
             trial_id = self._refs.pop(ref)
             del self._by_trial[trial_id]
-            del self._tokens[trial_id]
+            token = self._tokens.pop(trial_id)
+            if self._answered:
+                self._ended.append((trial_id, token))
             events.append(self._outcome(trial_id, ref))
         return events
 
@@ -401,7 +501,8 @@ class RayBackend(Backend):
         events: list[Event] = []
         for item in items:
             if item[0] == "report":
-                events.append(TrialReported(item[1], item[2]))
+                if len(item) < 4 or self._tokens.get(item[1]) == item[3]:
+                    events.append(TrialReported(item[1], item[2]))
             elif self._tokens.get(item[1]) == item[2]:  # not an earlier, lost attempt
                 events.append(TrialStarted(item[1], item[3], item[4]))
         return events

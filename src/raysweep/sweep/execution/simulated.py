@@ -18,10 +18,17 @@ returns every event due at that instant, so reports, completions, time-outs and
 worker losses interleave in virtual-time order, reproducibly: events at the same
 instant keep the order in which they were scheduled.
 
-A decision taken mid-trial (the runner's time-out, a stop, later a scheduler's
-early stop) cancels the trial, and its remaining events are dropped: the
-objective already ran to its end in the driver, but the runner sees only what
-happened up to the cancel, as on a cluster.
+A decision taken mid-trial (the runner's time-out, a stop) cancels the trial,
+and its remaining events are dropped: the objective already ran to its end in
+the driver, but the runner sees only what happened up to the cancel, as on a
+cluster. A scheduler's decision on a report (:meth:`SimulatedBackend.answer`)
+takes effect at that report, as on Ray where ``report()`` waits for it: on
+"stop" or "pause" the trial ends there, with the reports up to it and the
+``interrupt`` a real trial's payload would carry. Checkpoints the objective saved
+are held back and written at the virtual time they were made: when the trial
+ends, the newest one saved before the report it ended at (what a real trial
+would have left), so population-based training copies what a donor had at that
+moment.
 
 Queued time counts neither toward ``timeout_s`` (the runner measures from the
 start, as on Ray, where the task itself says when it runs) nor toward the
@@ -40,23 +47,32 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import os
+import pickle
+import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from raysweep.errors import SpecError
 from raysweep.resources import Resources
 from raysweep.sweep.execution._base import (
+    NO_TRIAL_IO,
     Backend,
     Clock,
     Event,
     TrialFinished,
+    TrialIO,
     TrialLost,
     TrialReported,
     TrialStarted,
 )
 from raysweep.sweep.execution._worker import MetricNames, Objective, execute_trial
+from raysweep.sweep.reporting import current_trial
+from raysweep.sweep.trial_files import TrialFiles
 
 __all__ = ["SimulatedBackend", "VirtualClock"]
 
@@ -93,12 +109,56 @@ class _Flight:
     """One attempt of one trial on the simulator. Heap entries point at it, so a
     cancelled attempt's events are recognised (and skipped) by identity."""
 
-    __slots__ = ("attempt", "config", "trial_id")
+    __slots__ = ("attempt", "config", "delivered", "files", "payload", "trial_id")
 
     def __init__(self, trial_id: int, config: Mapping[str, Any], attempt: int) -> None:
         self.trial_id = trial_id
         self.config = config
         self.attempt = attempt
+        self.delivered = 0  # reports returned by wait() so far
+        self.files: _HeldFiles | None = None
+        self.payload: dict[str, Any] = {}
+
+
+class _HeldFiles(TrialFiles):
+    """A trial folder whose checkpoints wait for their virtual time.
+
+    The objective runs to its end at once; each checkpoint is held in memory with
+    the number of reports made before it. When report ``k`` is delivered, the
+    checkpoints made before it are written (a real trial had written them by
+    then); those made after a trial's last delivered report are dropped if it was
+    stopped, paused, cancelled or lost there, and written if it finished.
+    """
+
+    def __init__(self, real: TrialFiles) -> None:
+        super().__init__(real.path.parent, real.trial_id, real.keep)
+        self._held: list[tuple[int, tuple[str, Any], int | None]] = []
+
+    def save(self, value: Any, *, step: int | None = None) -> Any:
+        ctx = current_trial()
+        made = len(ctx.reports) if ctx is not None else 0
+        if isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isdir(value)):
+            copy = tempfile.mkdtemp(prefix="raysweep-sim-ckpt-")
+            shutil.copytree(value, copy, dirs_exist_ok=True)
+            self._held.append((made, ("dir", copy), step))
+        else:
+            self._held.append((made, ("object", pickle.dumps(value)), step))
+        return None
+
+    def release(self, reports: float) -> None:
+        """Write, in order, the checkpoints made before report number ``reports``."""
+        while self._held and self._held[0][0] <= reports:
+            _, (kind, data), step = self._held.pop(0)
+            value = Path(data) if kind == "dir" else pickle.loads(data)
+            TrialFiles.save(self, value, step=step)
+            if kind == "dir":
+                shutil.rmtree(data, ignore_errors=True)
+
+    def discard(self) -> None:
+        for _, (kind, data), _ in self._held:
+            if kind == "dir":
+                shutil.rmtree(data, ignore_errors=True)
+        self._held.clear()
 
 
 class SimulatedBackend(Backend):
@@ -164,15 +224,47 @@ class SimulatedBackend(Backend):
         self._began: list[tuple[_Flight, TrialStarted]] = []  # not yet returned by wait
         self._seq = itertools.count()
         self._attempts: dict[int, int] = {}
+        self._io = TrialIO()
 
     # -- the Backend interface ----------------------------------------------------------
     def clock(self) -> VirtualClock:
         """The virtual clock, which :func:`raysweep.run` then uses as its own."""
         return self._clock
 
-    def prepare(self, objective: Objective, *, metric: MetricNames, hints: Resources) -> None:
+    def prepare(
+        self,
+        objective: Objective,
+        *,
+        metric: MetricNames,
+        hints: Resources,
+        io: TrialIO = NO_TRIAL_IO,
+    ) -> None:
         self._objective = objective
         self._metric = metric
+        self._io = io
+
+    def answer(self, trial_id: int, decision: str) -> None:
+        """End the trial at its last delivered report on "stop" or "pause"."""
+        flight = self._running.get(trial_id)
+        if flight is None or decision not in ("stop", "pause"):
+            return
+        reports = list(flight.payload.get("reports") or [])[: flight.delivered]
+        payload = {
+            **flight.payload,
+            "ok": False,
+            "metrics": {},
+            "error": None,
+            "interrupt": decision,
+            "reports": reports,
+            "ended_at": self._clock.now(),
+        }
+        if flight.files is not None:
+            flight.files.discard()  # made after the report it stopped at: never written
+        ended = _Flight(flight.trial_id, flight.config, flight.attempt)
+        ended.delivered = flight.delivered
+        ended.payload = payload
+        self._running[trial_id] = ended  # the old flight's events are skipped from now
+        self._push(self._clock.now(), ended, TrialFinished(trial_id, payload))
 
     def submit(self, trial_id: int, config: Mapping[str, Any]) -> None:
         if trial_id in self._running or trial_id in self._queued:
@@ -219,7 +311,15 @@ class SimulatedBackend(Backend):
             if running.get(flight.trial_id) is not flight:
                 continue
             events.append(event)
-            if not isinstance(event, TrialReported):  # the attempt ends; its worker frees
+            if isinstance(event, TrialReported):
+                if flight.files is not None:
+                    flight.files.release(flight.delivered)
+                flight.delivered += 1
+            else:  # the attempt ends; its worker frees
+                if flight.files is not None:
+                    if isinstance(event, TrialFinished):
+                        flight.files.release(math.inf)
+                    flight.files.discard()
                 del running[flight.trial_id]
                 self._start_queued()
                 events += self._take_began()
@@ -227,7 +327,10 @@ class SimulatedBackend(Backend):
 
     def cancel(self, trial_id: int) -> None:
         """Drop the trial's pending events (or its place in the queue)."""
-        if self._running.pop(trial_id, None) is not None:
+        flight = self._running.pop(trial_id, None)
+        if flight is not None:
+            if flight.files is not None:
+                flight.files.discard()
             self._start_queued()
         else:
             self._queued.pop(trial_id, None)  # its queue entry is skipped when reached
@@ -260,14 +363,23 @@ class SimulatedBackend(Backend):
         self._running[flight.trial_id] = flight
         start = self._clock.now()
         self._began.append((flight, TrialStarted(flight.trial_id, start, NODE)))
+        real = self._io.files(flight.trial_id)
+        flight.files = None if real is None else _HeldFiles(real)
         payload = execute_trial(
-            self._objective, flight.trial_id, flight.config, self._metric, node=NODE
+            self._objective,
+            flight.trial_id,
+            flight.config,
+            self._metric,
+            node=NODE,
+            files=flight.files,
         )
+        flight.payload = payload
         reports: list[dict[str, Any]] = payload["reports"]
         offsets, end = self._timing(flight, reports, payload)
         lost_at = self._lost_at(flight)
         for report, offset in zip(reports, offsets, strict=True):
             report["time"] = start + offset
+            report["time_total_s"] = offset
         payload["started_at"] = start
         payload["ended_at"] = start + end
         for report, offset in zip(reports, offsets, strict=True):

@@ -84,7 +84,21 @@ class Searcher(abc.ABC):
         """A trial COMPLETED; ``trial.metrics[ctx.metric]`` is a finite float."""
 
     def on_trial_error(self, trial: Trial) -> None:  # noqa: B027 - optional hook, no-op by default
-        """A trial FAILED or was PRUNED; its result is never told as a value."""
+        """A trial FAILED; its result is never told as a value."""
+
+    def on_trial_result(self, trial: Trial, report: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook, no-op by default
+        """A running trial reported intermediate metrics (``report`` holds ``step``).
+
+        Called only when a scheduler judges reports (any scheduler but ``fifo``):
+        a searcher that learns from partial results (BOHB-style, Optuna's
+        intermediate values) records them here.
+        """
+
+    def on_trial_pruned(self, trial: Trial) -> None:
+        """A scheduler stopped ``trial`` early (PRUNED); ``trial.intermediate`` holds
+        what it reported. The default treats it as failed (never a value);
+        library searchers tell it the way their library expects."""
+        self.on_trial_error(trial)
 
     def on_rejected(self, config: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook, no-op by default
         """The runner rejected ``config`` because it violates a constraint."""
@@ -115,7 +129,9 @@ class Searcher(abc.ABC):
         for trial in trials:
             if trial.state is TrialState.COMPLETED:
                 self.on_trial_complete(trial)
-            elif trial.state in (TrialState.FAILED, TrialState.PRUNED):
+            elif trial.state is TrialState.PRUNED:
+                self.on_trial_pruned(trial)
+            elif trial.state is TrialState.FAILED:
                 self.on_trial_error(trial)
             elif trial.state.needs_rerun():
                 self.on_trial_start(trial)

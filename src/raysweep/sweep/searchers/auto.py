@@ -149,6 +149,12 @@ class AutoSearcher(Searcher):
     def on_trial_error(self, trial: Trial) -> None:
         self.inner.on_trial_error(trial)
 
+    def on_trial_result(self, trial: Trial, report: Mapping[str, Any]) -> None:
+        self.inner.on_trial_result(trial, report)
+
+    def on_trial_pruned(self, trial: Trial) -> None:
+        self.inner.on_trial_pruned(trial)
+
     def on_rejected(self, config: Mapping[str, Any]) -> None:
         self.inner.on_rejected(config)
 

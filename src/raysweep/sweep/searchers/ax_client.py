@@ -5,8 +5,17 @@ is one new Ax trial, and it stays RUNNING in Ax until raysweep tells its
 outcome, so Ax counts it as pending and k suggestions in a row are k different
 points (asynchronous parallelism). Outcomes are told as Ax expects them:
 completed with every objective metric, failed (never a value; Ax may try the
-point again), abandoned for a configuration raysweep rejected or a trial the
-scheduler pruned (Ax never proposes those again), so no Ax trial is left dangling.
+point again), abandoned for a configuration raysweep rejected, so no Ax trial
+is left dangling.
+
+A trial a scheduler pruned is early-stopped in Ax, its last reported objective
+values attached first (``attach_data``, then ``mark_trial_early_stopped``, the
+order Ax's own early stopping uses): Ax models an early-stopped trial's data as
+its result, and never proposes it again. One that reported none of the
+objective metrics is abandoned (Ax refuses to early-stop a trial without data).
+Intermediate reports are not attached as they come: Ax fits its model on data
+attached to running trials too, so a partial value would stand in for a
+pending point, and Ax's own early stopping (which would read them) is not used.
 
 Ax's generation strategy is the one its ``Client`` would choose (the center of
 the space, Sobol' points, then BoTorch), with two settings of raysweep's: the
@@ -21,7 +30,8 @@ random feasible point instead (attached to Ax, which learns from it), since
 Ax's model would propose much the same point again, at a model fit each.
 
 Resume: :meth:`AxSearcher.restore` (the default replay of the hooks) rebuilds
-the Ax experiment from the stored trials, each attached once. What the trials
+the Ax experiment from the stored trials, each attached once (a pruned one
+early-stopped with its last values again). What the trials
 cannot give back is the seed and how far Ax's Sobol' sequence went; those are
 the state, so a resumed run continues the sequence instead of starting it again
 (and the center point is not proposed twice): told the same results, a resumed
@@ -406,12 +416,31 @@ class AxSearcher(Searcher):
 
     def on_trial_error(self, trial: Trial) -> None:
         """FAILED is told as failed (Ax may try the point again: failures can be
-        transient); PRUNED as abandoned, which Ax never proposes again, because the
-        scheduler judged that configuration poor."""
+        transient); anything else that ends here without a value (a completed trial
+        missing a metric) as abandoned."""
         index = self._live.pop(trial.trial_id, None)
         if index is None and (index := self._attach(trial)) is None:
             return
         self._close(index, trial.state)
+
+    def on_trial_pruned(self, trial: Trial) -> None:
+        """Early-stopped in Ax with the last reported objective values; abandoned
+        when it reported none (Ax never proposes either again: the scheduler judged
+        the configuration poor)."""
+        index = self._live.pop(trial.trial_id, None)
+        if index is None and (index := self._attach(trial)) is None:
+            return
+        last = trial.metrics or (trial.intermediate[-1] if trial.intermediate else {})
+        found = [m.value(last) for m in self.ctx.objectives]
+        data = {f"m{i}": v for i, v in enumerate(found) if v is not None}
+        if not data:
+            self._close(index, TrialState.ABANDONED)
+            return
+        with quiet_ax(self.threads):
+            # No progression: completed trials carry none, and Ax would otherwise
+            # hold this one's data as a time series apart from theirs.
+            self._client.attach_data(trial_index=index, raw_data=data)
+            self._client.mark_trial_early_stopped(trial_index=index)
 
     def on_rejected(self, config: Mapping[str, Any]) -> None:
         if self._last is not None and (index := self._live.pop(self._last, None)) is not None:

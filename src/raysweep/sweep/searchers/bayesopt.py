@@ -16,8 +16,10 @@ registered with ``-Direction.loss(value)``.
   Branin with two trials in flight, 20-25 trials, 4 seeds x 3 finishing
   orders, it gave the fewest bad runs; the best value left the median about
   40% worse, the worst value had the longest tail.)
-- **Failed trials** are forgotten: they leave the pending set and are never
-  registered, so the model only ever sees real values.
+- **Failed and pruned trials** are forgotten: they leave the pending set and
+  are never registered, so the model only ever sees real values. (A pruned
+  trial's last report is a value at fewer steps than the others', which the
+  library's GP would take as a final one; intermediate reports are ignored.)
 - **Constraints and repeats**: when the acquisition's optimum is infeasible or
   repeats a configuration already tried or pending, the suggestion is the
   feasible random candidate the same acquisition function scores best. After a

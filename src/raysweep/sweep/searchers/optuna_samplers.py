@@ -8,9 +8,20 @@ acquisition) propose k different points for k workers. Failed trials are told
 as FAIL, never as a value; a suggestion the runner rejects for a constraint is
 told as FAIL too, so no Optuna trial is left dangling.
 
+Early stopping: with one objective, each intermediate report's primary metric
+is reported to the live Optuna trial (``Trial.report(value, step)``), and a
+trial a scheduler pruned is told as PRUNED, which makes its last intermediate
+value its value. TPE ranks pruned trials after the completed ones (deeper steps
+first, then by that value), so a pruned configuration still teaches it where
+not to look; the GP, CMA-ES (``consider_pruned_trials`` is left off: a partial
+value is not comparable to a final one) and NSGA-II/III read only completed
+trials, as they do failed ones. Optuna refuses intermediate values on
+multi-objective studies, so there a pruned trial is PRUNED without them.
+
 Resume: the store's trials rebuild the Optuna study (completed ones with their
-values, failed ones as failed, those run again as pending), so nothing is
-counted twice. What the trials cannot give back is the random state; instead of
+values, failed ones as failed, pruned ones as pruned, those run again as
+pending; intermediate values with each finished trial), so nothing is counted
+twice. What the trials cannot give back is the random state; instead of
 pickling a sampler, each ask uses a fresh sampler seeded from the experiment
 seed and the number of asks so far, so ``state_dict`` is two integers and a
 resumed run draws exactly what an uninterrupted one would have drawn. (The GP
@@ -297,12 +308,18 @@ class OptunaSearcher(Searcher):
         self._completed_attrs(trial.trial_id)
         self._note_values(values)
         feasible = self._constraint_values()
+        steps = self._intermediate_values(trial)
         if live is not None:
+            # Reported here too (without a scheduler no report reached
+            # on_trial_result), so the live study equals one a resume rebuilds.
+            self._report(live, steps)
             for key, value in feasible.items():
                 live.set_constraint(key, value)
             self._study.tell(live, values)
         else:
-            self._study.add_trial(self._frozen(trial, "COMPLETE", values, constraints=feasible))
+            self._study.add_trial(
+                self._frozen(trial, "COMPLETE", values, constraints=feasible, intermediate=steps)
+            )
 
     def on_trial_error(self, trial: Trial) -> None:
         self._asked_attrs.pop(trial.trial_id, None)
@@ -311,6 +328,64 @@ class OptunaSearcher(Searcher):
             self._study.tell(live, state=self._optuna.trial.TrialState.FAIL)
         else:
             self._study.add_trial(self._frozen(trial, "FAIL", None))
+
+    def on_trial_result(self, trial: Trial, report: Mapping[str, Any]) -> None:
+        """Report the primary metric at ``report["step"]`` to the live Optuna trial
+        (single objective only: Optuna refuses ``Trial.report`` otherwise)."""
+        live = self._live.get(trial.trial_id)
+        point = self._point(report)
+        if live is not None and point is not None:
+            self._report(live, dict([point]))
+
+    def on_trial_pruned(self, trial: Trial) -> None:
+        """Told as PRUNED, with every intermediate value ``trial`` holds (those
+        :meth:`on_trial_result` missed are reported first); Optuna then takes the
+        last one as the trial's value."""
+        self._asked_attrs.pop(trial.trial_id, None)
+        live = self._live.pop(trial.trial_id, None)
+        steps = self._intermediate_values(trial)
+        # It ran, so it was feasible; samplers that model feasibility expect the keys.
+        feasible = self._constraint_values()
+        if live is not None:
+            self._report(live, steps)
+            for key, value in feasible.items():
+                live.set_constraint(key, value)
+            self._study.tell(live, state=self._optuna.trial.TrialState.PRUNED)
+        else:
+            # What Optuna's tell would have made of it: the last step's value.
+            values = [steps[max(steps)]] if steps else None
+            self._study.add_trial(
+                self._frozen(trial, "PRUNED", values, constraints=feasible, intermediate=steps)
+            )
+
+    def _point(self, report: Mapping[str, Any]) -> tuple[int, float] | None:
+        """``(step, value)`` of one report for Optuna, or ``None``: several objectives,
+        no usable step (Optuna's are non-negative integers), or the primary metric
+        absent or not finite."""
+        objectives = self.ctx.objectives
+        step = report.get("step")
+        if objectives.multi or isinstance(step, bool) or not isinstance(step, int | np.integer):
+            return None
+        value = objectives.primary.value(report)
+        return None if value is None or step < 0 else (int(step), value)
+
+    def _intermediate_values(self, trial: Trial) -> dict[int, float]:
+        """``{step: value}`` of ``trial``'s reports; the first value of a step
+        reported twice, as :meth:`_report` leaves it."""
+        values: dict[int, float] = {}
+        for report in trial.intermediate:
+            if (point := self._point(report)) is not None:
+                values.setdefault(*point)
+        return values
+
+    def _report(self, live: Any, values: Mapping[int, float]) -> None:
+        # Optuna keeps the first value of a step and warns about any later one (a
+        # step reported again: the trial's re-run, or on_trial_pruned filling in
+        # what on_trial_result already reported); keeping the first is right here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for step, value in values.items():
+                live.report(value, step)
 
     def on_rejected(self, config: Mapping[str, Any]) -> None:
         if self._last is not None and (live := self._live.pop(self._last, None)) is not None:
@@ -329,6 +404,7 @@ class OptunaSearcher(Searcher):
         state: str,
         values: list[float] | None,
         constraints: dict[str, float] | None = None,
+        intermediate: dict[int, float] | None = None,
     ) -> Any:
         encoded = self._encoding.encode(trial.config)
         return self._optuna.trial.create_trial(
@@ -337,6 +413,7 @@ class OptunaSearcher(Searcher):
             distributions={name: self._distributions[name] for name in encoded},
             values=values,
             system_attrs=self.trial_attrs(trial.trial_id),
+            intermediate_values=intermediate or None,
             constraints=constraints or None,
         )
 

@@ -1,0 +1,187 @@
+"""The runner with a scheduler, on the simulated backend: stops, pauses, checkpoints.
+
+Scripted schedulers decide on known reports, so what the runner does with each
+decision (PRUNED with the last metrics, PAUSED then going on from a donor's
+checkpoint with a new config, searcher and scheduler told) is checked exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import raysweep as rs
+from raysweep.store import open_experiment
+from raysweep.sweep.execution import SimulatedBackend, VirtualClock
+from raysweep.sweep.schedulers import Decision, Exploit, Scheduler
+from raysweep.sweep.searchers import RandomSearcher
+from raysweep.trial import Trial, TrialState
+
+SPACE = {"x": rs.uniform(0.0, 1.0)}
+EPOCHS = 6
+
+
+def train(config: Mapping[str, Any]) -> float:
+    """Loss x / (epoch + 1); a checkpoint before each report holds the next epoch."""
+    state = rs.load_checkpoint() or {"epoch": 0, "resumed_from": None}
+    start = state["epoch"]
+    for epoch in range(start, EPOCHS):
+        rs.save_checkpoint({"epoch": epoch + 1, "x": config["x"]})
+        rs.report(step=epoch, loss=config["x"] / (epoch + 1), start=start)
+    return float(config["x"] / EPOCHS)
+
+
+class StopOdd(Scheduler):
+    """Stops odd trials at step 2."""
+
+    name = "stop_odd"
+
+    def on_trial_result(self, trial: Trial, report: Mapping[str, Any]) -> Decision:
+        if trial.trial_id % 2 and report["step"] == 2:
+            return Decision.STOP
+        return Decision.CONTINUE
+
+
+class PauseOne(Scheduler):
+    """Pauses trial 1 at step 2; it goes on from trial 0's checkpoint with x = 0.5."""
+
+    name = "pause_one"
+    pauses = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused: list[int] = []
+
+    def on_trial_result(self, trial: Trial, report: Mapping[str, Any]) -> Decision:
+        if trial.trial_id == 1 and report["step"] == 2 and not self.paused:
+            return Decision.PAUSE
+        return Decision.CONTINUE
+
+    def on_trial_paused(self, trial: Trial) -> Exploit | None:
+        self.paused.append(trial.trial_id)
+        return Exploit(config={**trial.config, "x": 0.5}, donor=0)
+
+
+class Recording(RandomSearcher):
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.pruned: list[int] = []
+        self.results: list[tuple[int, int]] = []
+
+    def on_trial_result(self, trial: Trial, report: Mapping[str, Any]) -> None:
+        self.results.append((trial.trial_id, report["step"]))
+
+    def on_trial_pruned(self, trial: Trial) -> None:
+        self.pruned.append(trial.trial_id)
+
+
+def _sim(workers: int = 2) -> SimulatedBackend:
+    return SimulatedBackend(
+        workers=workers, duration=lambda c: 60.0, clock=VirtualClock(start=0.0)
+    )
+
+
+def test_a_stopped_trial_is_pruned_at_its_report_with_its_last_metrics(tmp_path: Path) -> None:
+    searcher = Recording()
+    result = rs.run(
+        train, SPACE, num_trials=4, storage=tmp_path, name="s", backend=_sim(),
+        searcher=searcher, scheduler=StopOdd(), verbose=0,
+    )  # fmt: skip
+    states = {t.trial_id: t.state for t in result.trials}
+    assert states == {
+        0: TrialState.COMPLETED,
+        1: TrialState.PRUNED,
+        2: TrialState.COMPLETED,
+        3: TrialState.PRUNED,
+    }
+    pruned = result.trials[1]
+    assert [r["step"] for r in pruned.intermediate] == [0, 1, 2]
+    assert pruned.metrics["loss"] == pytest.approx(pruned.config["x"] / 3)
+    assert pruned.last_step == 2
+    assert pruned.error is None
+    assert searcher.pruned == [1, 3]
+    assert (1, 2) in searcher.results
+    assert (1, 3) not in searcher.results
+    # The simulated task ended at the report: 3 of 6 reports, half its 60 s.
+    assert pruned.duration_s == pytest.approx(30.0)
+
+
+def test_fifo_judges_nothing_and_leaves_reports_fire_and_forget(tmp_path: Path) -> None:
+    searcher = Recording()
+    result = rs.run(
+        train, SPACE, num_trials=2, storage=tmp_path, name="f", backend=_sim(),
+        searcher=searcher, verbose=0,
+    )  # fmt: skip
+    assert all(t.state is TrialState.COMPLETED for t in result.trials)
+    assert searcher.results == []
+
+
+def test_a_paused_trial_goes_on_from_the_donors_checkpoint_with_a_new_config(
+    tmp_path: Path,
+) -> None:
+    scheduler = PauseOne()
+    result = rs.run(
+        train, SPACE, num_trials=2, storage=tmp_path, name="p", backend=_sim(),
+        searcher=RandomSearcher(seed=0), scheduler=scheduler, verbose=0,
+    )  # fmt: skip
+    assert scheduler.paused == [1]
+    donor, exploited = result.trials
+    assert exploited.state is TrialState.COMPLETED
+    assert exploited.config["x"] == 0.5
+    assert exploited.parent_id == 0
+    assert exploited.attempts == 2
+    # Steps 0-2 from its own run, then from the donor's checkpoint at the moment
+    # of the pause (trial 0 had saved "epoch 3" before reporting step 2).
+    steps = [(r["step"], r["start"]) for r in exploited.intermediate]
+    assert steps == [(0, 0), (1, 0), (2, 0), (3, 3), (4, 3), (5, 3)]
+    assert exploited.metrics["loss"] == pytest.approx(0.5 / EPOCHS)
+    store = open_experiment(tmp_path / "p", readonly=True)
+    try:
+        (event,) = store.events("exploit")
+    finally:
+        store.close()
+    assert event["trial_id"] == 1
+    assert (event["data"]["donor"], event["data"]["step"]) == (0, 2)
+    assert event["data"]["config"]["x"] == 0.5
+    assert event["data"]["checkpoint"]
+    assert donor.state is TrialState.COMPLETED
+
+
+def test_checkpoints_are_kept_per_trial_newest_first_and_nothing_else(tmp_path: Path) -> None:
+    rs.run(
+        train, SPACE, num_trials=2, storage=tmp_path, name="k", backend=_sim(),
+        keep_checkpoints=3, verbose=0,
+    )  # fmt: skip
+    folder = tmp_path / "k" / "trials"
+    assert sorted(p.name for p in folder.iterdir()) == ["0", "1"]
+    saved = sorted(p.name for p in (folder / "0" / "checkpoints").iterdir())
+    # Six saved, the newest three kept; nothing half-written left behind.
+    assert saved == ["ckpt-000003", "ckpt-000004", "ckpt-000005"]
+
+
+def test_no_trial_folder_for_trials_that_use_none(tmp_path: Path) -> None:
+    rs.run(
+        lambda c: c["x"], SPACE, num_trials=3, storage=tmp_path, name="n", backend=_sim(),
+        verbose=0,
+    )  # fmt: skip
+    assert not (tmp_path / "n" / "trials").exists()
+
+
+def test_a_trial_may_prune_itself(tmp_path: Path) -> None:
+    def objective(config: Mapping[str, Any]) -> float:
+        rs.report(step=0, loss=1.0)
+        if config["x"] > 0.5:
+            raise rs.TrialPruned("not promising")
+        return 1.0
+
+    result = rs.run(
+        objective, SPACE, num_trials=6, storage=tmp_path, name="self", backend=_sim(),
+        seed=3, verbose=0,
+    )  # fmt: skip
+    for trial in result.trials:
+        expected = TrialState.PRUNED if trial.config["x"] > 0.5 else TrialState.COMPLETED
+        assert trial.state is expected
+        assert trial.metrics == {"loss": 1.0}
