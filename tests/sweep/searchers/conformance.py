@@ -27,6 +27,7 @@ from raysweep.sweep.space import (
     uniform,
 )
 from raysweep.sweep.space.constraints import ConstraintSet
+from raysweep.trial import Trial, TrialState
 
 
 def make_ctx(
@@ -68,6 +69,37 @@ def _objective(config: dict[str, Any]) -> float:
 
 def draw(searcher: Searcher, n: int, start: int = 0) -> list[dict[str, Any] | None]:
     return [searcher.suggest(trial_id) for trial_id in range(start, start + n)]
+
+
+def reports(losses: Sequence[float], metric: str = "loss") -> tuple[dict[str, Any], ...]:
+    """Intermediate reports as the runner passes them: ``step``, ``time``, the
+    metric and ``time_total_s``."""
+    return tuple(
+        {"step": step, "time": 1000.0 + step, metric: value, "time_total_s": float(step)}
+        for step, value in enumerate(losses)
+    )
+
+
+def prune(
+    searcher: Searcher, trial_id: int, config: dict[str, Any], losses: Sequence[float]
+) -> Trial:
+    """Start trial ``trial_id``, tell ``searcher`` each of its reports as the runner
+    does (the trial holding the reports so far) and then that it was pruned; the
+    pruned trial as stored, its last report as its metrics."""
+    series = reports(losses)
+    running = Trial(trial_id, TrialState.RUNNING, config, attempts=1)
+    searcher.on_trial_start(running)
+    for i, report in enumerate(series):
+        searcher.on_trial_result(
+            Trial(trial_id, TrialState.RUNNING, config, intermediate=series[: i + 1], attempts=1),
+            report,
+        )
+    last = {"loss": losses[-1]} if losses else {}
+    trial = Trial(
+        trial_id, TrialState.PRUNED, config, metrics=last, intermediate=series, attempts=1
+    )
+    searcher.on_trial_pruned(trial)
+    return trial
 
 
 class SearcherConformance:
@@ -154,6 +186,19 @@ class SearcherConformance:
         restored.setup(make_ctx(reordered, seed=1))
         restored.load_state_dict(state)
         assert draw(restored, 5, start=7) == draw(original, 5, start=7)
+
+    def test_intermediate_results_and_pruned_trials_are_taken(self) -> None:
+        """Intermediate reports and pruned trials, with reports or without, are
+        accepted, and the suggestions that follow still lie in the space."""
+        searcher = self.started()
+        first, second = draw(searcher, 2)
+        assert first is not None
+        assert second is not None
+        prune(searcher, 0, first, [3.0, 2.5, 2.25])
+        prune(searcher, 1, second, [])
+        for config in draw(searcher, 3, start=2):
+            assert config is not None
+            assert mixed_space().problems(config) == []
 
     def test_suggestions_satisfy_the_constraints(self) -> None:
         """Configurations violating ctx.constraints are never proposed."""

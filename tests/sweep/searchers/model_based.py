@@ -19,7 +19,7 @@ from typing import Any
 from raysweep.sweep.searchers import Searcher
 from raysweep.sweep.space import SearchSpace, uniform
 from raysweep.trial import Trial, TrialState
-from tests.sweep.searchers.conformance import make_ctx
+from tests.sweep.searchers.conformance import make_ctx, prune
 
 BRANIN_SPACE = SearchSpace({"x": uniform(-5, 10), "y": uniform(0, 15)})
 
@@ -177,6 +177,28 @@ class ModelBasedConformance:
             "pending": 1,
         }
         start = len(trials) + 2
+        assert [restored.suggest(i) for i in range(start, start + 2)] == [
+            original.suggest(i) for i in range(start, start + 2)
+        ]
+
+    def test_pruned_trials_close_and_resume(self) -> None:
+        """A pruned trial (its reports told first) leaves nothing pending in the
+        library, and a searcher restored with it holds what the original holds and
+        proposes what the original would have."""
+        original = self.fresh(seed=5)
+        trials = self.run_sequential(original, self.warmup)
+        config = original.suggest(len(trials))
+        assert config is not None
+        pruned = prune(original, len(trials), config, [400.0, 300.0])
+        assert self.library_trials(original)["pending"] == 0
+        state = json.loads(json.dumps(original.state_dict()))
+
+        restored = self.make(5)
+        restored.setup(make_ctx(self.space, seed=5))
+        restored.load_state_dict(state)
+        restored.restore([*trials, pruned])
+        assert self.library_trials(restored) == self.library_trials(original)
+        start = len(trials) + 1
         assert [restored.suggest(i) for i in range(start, start + 2)] == [
             original.suggest(i) for i in range(start, start + 2)
         ]

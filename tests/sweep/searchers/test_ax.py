@@ -179,7 +179,8 @@ def test_pending_suggestions_differ_and_stay_pending() -> None:
 
 
 def test_failed_pruned_and_rejected_trials_leave_nothing_dangling() -> None:
-    """Failed trials are FAILED in Ax, pruned and rejected ones ABANDONED; none stays RUNNING."""
+    """Failed trials are FAILED in Ax; pruned ones that reported nothing and rejected
+    ones ABANDONED; none stays RUNNING."""
     searcher = fresh(1)
     run_sequential(searcher, 2)
     failed = searcher.suggest(2)
@@ -189,7 +190,7 @@ def test_failed_pruned_and_rejected_trials_leave_nothing_dangling() -> None:
     searcher.on_trial_start(running(2, failed))
     searcher.on_trial_start(running(3, pruned))
     searcher.on_trial_error(Trial(2, TrialState.FAILED, failed, error="boom", attempts=1))
-    searcher.on_trial_error(Trial(3, TrialState.PRUNED, pruned, attempts=1))
+    searcher.on_trial_pruned(Trial(3, TrialState.PRUNED, pruned, attempts=1))
     rejected = searcher.suggest(4)
     assert rejected is not None
     searcher.on_rejected(rejected)
