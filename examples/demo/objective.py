@@ -68,3 +68,37 @@ def train(config: dict[str, Any]) -> dict[str, float]:
             raysweep.report(step=step, loss=val_loss)
     train_loss = float(np.mean((phi_train @ theta - y_train) ** 2))
     return {"loss": val_loss, "train_loss": train_loss}
+
+
+def train_epochs(config: dict[str, Any]) -> dict[str, float]:
+    """The same model in ``config["epochs"]`` epochs of 100 iterations, for early
+    stopping: the validation loss is reported after each epoch (a scheduler may
+    prune the trial there), and a checkpoint before it lets a trial that is run
+    again (a lost worker, a resumed sweep) go on from its last epoch."""
+    x_train, y_train, x_val, y_val = _dataset()
+    rng = np.random.default_rng(config["feature_seed"])
+    n_features = int(config["n_features"])
+    weights = rng.normal(0.0, 1.0 / config["lengthscale"], size=n_features)
+    phases = rng.uniform(0.0, 2.0 * math.pi, size=n_features)
+    phi_train = np.hstack([_features(x_train, weights, phases), np.ones((x_train.size, 1))])
+    phi_val = np.hstack([_features(x_val, weights, phases), np.ones((x_val.size, 1))])
+    state = raysweep.load_checkpoint() or {
+        "epoch": 0,
+        "theta": np.zeros(phi_train.shape[1]),
+        "velocity": np.zeros(phi_train.shape[1]),
+    }
+    theta, velocity = state["theta"], state["velocity"]
+    lr, momentum, decay = config["lr"], config["momentum"], config["weight_decay"]
+    val_loss = float("nan")
+    for epoch in range(state["epoch"], int(config["epochs"])):
+        for _ in range(100):
+            residual = phi_train @ theta - y_train
+            grad = 2.0 * phi_train.T @ residual / residual.size + 2.0 * decay * theta
+            velocity = momentum * velocity - lr * grad
+            theta = theta + velocity
+        val_loss = float(np.mean((phi_val @ theta - y_val) ** 2))
+        if not math.isfinite(val_loss):
+            raise FloatingPointError(f"training diverged in epoch {epoch} (lr={lr:.3g})")
+        raysweep.save_checkpoint({"epoch": epoch + 1, "theta": theta, "velocity": velocity})
+        raysweep.report(step=epoch, loss=val_loss)
+    return {"loss": val_loss}

@@ -185,3 +185,89 @@ def test_a_trial_may_prune_itself(tmp_path: Path) -> None:
         expected = TrialState.PRUNED if trial.config["x"] > 0.5 else TrialState.COMPLETED
         assert trial.state is expected
         assert trial.metrics == {"loss": 1.0}
+
+
+def curve(config: Mapping[str, Any]) -> float:
+    """A learning curve per config: loss x + 1 / (epoch + 1), reported for 27 epochs."""
+    for epoch in range(27):
+        rs.report(step=epoch, loss=config["x"] + 1.0 / (epoch + 1))
+    return float(config["x"] + 1.0 / 27)
+
+
+def test_asha_on_many_trials_in_flight_prunes_only_at_its_rungs(tmp_path: Path) -> None:
+    backend = SimulatedBackend(workers=8, duration=lambda c: 270.0, clock=VirtualClock(0.0))
+    result = rs.run(
+        curve, SPACE, num_trials=60, storage=tmp_path, name="asha", backend=backend,
+        searcher="random", seed=2, verbose=0,
+        scheduler=rs.schedulers.ASHA(max_t=27, grace_period=1, reduction_factor=3),
+    )  # fmt: skip
+    pruned = [t for t in result.trials if t.state is TrialState.PRUNED]
+    completed = [t for t in result.trials if t.state is TrialState.COMPLETED]
+    assert len(pruned) + len(completed) == 60
+    assert {t.last_step for t in pruned} <= {1, 3, 9}  # the rungs of (1, 27, 3)
+    assert len(pruned) >= 30  # most of a random population is below the top third
+    best = min(result.trials, key=lambda t: t.config["x"])
+    assert best.state is TrialState.COMPLETED  # the best trial is never pruned
+    assert result.best is not None
+    assert result.best.trial_id == best.trial_id
+    # A pruned trial's task ended at its rung: (step + 1) / 27 of its 270 s.
+    for trial in pruned:
+        assert trial.duration_s == pytest.approx(10.0 * (trial.last_step + 1))
+
+
+def pbt_objective(config: Mapping[str, Any]) -> float:
+    """Training whose loss falls faster for larger lr; state in a checkpoint."""
+    state = rs.load_checkpoint() or {"epoch": 0, "loss": 10.0, "lrs": []}
+    loss = state["loss"]
+    for epoch in range(state["epoch"], 12):
+        loss = loss * (1.0 - config["lr"])
+        state = {"epoch": epoch + 1, "loss": loss, "lrs": [*state["lrs"], config["lr"]]}
+        rs.save_checkpoint(state)
+        rs.report(step=epoch, loss=loss, lr=config["lr"])
+    return float(loss)
+
+
+def test_pbt_exploits_copy_a_donors_checkpoint_and_perturb_its_config(tmp_path: Path) -> None:
+    backend = SimulatedBackend(workers=4, duration=lambda c: 120.0, clock=VirtualClock(0.0))
+    result = rs.run(
+        pbt_objective, {"lr": rs.uniform(0.01, 0.5)}, num_trials=8, storage=tmp_path,
+        name="pbt", backend=backend, searcher="random", seed=4, verbose=0,
+        scheduler={"name": "pbt", "perturbation_interval": 3, "hyperparam_mutations": ["lr"],
+                   "quantile_fraction": 0.25, "resample_probability": 0.0},
+    )  # fmt: skip
+    assert all(t.state is TrialState.COMPLETED for t in result.trials)
+    exploited = [t for t in result.trials if t.parent_id is not None]
+    assert exploited, "PBT exploited no trial among 8"
+    store = open_experiment(tmp_path / "pbt", readonly=True)
+    try:
+        events = store.events("exploit")
+    finally:
+        store.close()
+    assert len(events) >= len(exploited)
+    for event in events:
+        donor = result.get_trial(event["data"]["donor"])
+        assert event["data"]["checkpoint"]  # the donor's checkpoint was copied
+        assert event["data"]["config"]["lr"] != donor.config["lr"] or donor.parent_id is not None
+    for trial in exploited:
+        # The series goes on across the exploit, from where the donor's checkpoint
+        # was (PBT jumps to the donor's progress): steps rise, ending at the last.
+        steps = [r["step"] for r in trial.intermediate]
+        assert steps[:4] == [0, 1, 2, 3]
+        assert steps == sorted(set(steps))
+        assert steps[-1] == 11
+        assert trial.attempts >= 2
+        # After the exploit the trial trains with a perturbed donor lr (x1.2 or x0.8).
+        last = next(e for e in reversed(events) if e["trial_id"] == trial.trial_id)
+        assert trial.config["lr"] == pytest.approx(last["data"]["config"]["lr"])
+
+
+def test_bohb_style_tpe_with_hyperband_sees_intermediate_results(tmp_path: Path) -> None:
+    pytest.importorskip("optuna")
+    backend = SimulatedBackend(workers=4, duration=lambda c: 270.0, clock=VirtualClock(0.0))
+    result = rs.run(
+        curve, SPACE, num_trials=30, storage=tmp_path, name="bohb", backend=backend,
+        searcher="tpe", seed=0, verbose=0,
+        scheduler={"name": "hyperband", "max_t": 27, "grace_period": 1, "reduction_factor": 3},
+    )  # fmt: skip
+    assert result.count(TrialState.PRUNED) > 0
+    assert result.count(TrialState.PRUNED) + result.count(TrialState.COMPLETED) == 30

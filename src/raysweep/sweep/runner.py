@@ -226,6 +226,7 @@ class Runner:
         now = self.clock.now()
         began: list[Trial] = []
         finished: list[Trial] = []
+        judge: list[TrialReported] = []
         for event in events:
             if isinstance(event, TrialStarted):
                 if event.trial_id in self._queued:
@@ -233,7 +234,7 @@ class Runner:
             elif isinstance(event, TrialReported):
                 trial = self.study.report(event.trial_id, event.report)
                 if self.scheduler is not None:
-                    self._judge(event.trial_id, trial, event.report, now)
+                    judge.append(event)
                 if trial is not None:
                     for cb in self.callbacks:
                         cb.on_trial_report(trial, event.report)
@@ -245,6 +246,8 @@ class Runner:
                 trial = self.study.finish(event.trial_id, event.payload, now)
                 if trial.state is TrialState.PAUSED:
                     self._go_on(trial)
+                else:
+                    self._tell_scheduler(trial)
                 finished.append(trial)
             elif isinstance(event, TrialLost) and event.trial_id in self._running:
                 del self._running[event.trial_id]
@@ -257,15 +260,21 @@ class Runner:
                     )
                     self._requeue.append(event.trial_id)
                 else:
-                    finished.append(
-                        self.study.end(
-                            event.trial_id,
-                            TrialState.FAILED,
-                            f"lost {trial.attempts} time(s), "
-                            f"max_retries={self.options.max_retries}: {event.reason}",
-                            now,
-                        )
+                    lost = self.study.end(
+                        event.trial_id,
+                        TrialState.FAILED,
+                        f"lost {trial.attempts} time(s), "
+                        f"max_retries={self.options.max_retries}: {event.reason}",
+                        now,
                     )
+                    self._tell_scheduler(lost)
+                    finished.append(lost)
+        # Judged after the batch's ends were told: a trial that just ended is no
+        # longer a rung's competitor or a donor.
+        for event in judge:
+            trial = self.study.trials.get(event.trial_id)
+            live = trial if trial is not None and trial.state is TrialState.RUNNING else None
+            self._judge(event.trial_id, live, event.report, now)
         return began, finished
 
     def _judge(
@@ -384,12 +393,22 @@ class Runner:
                     f"timed out after {self.options.timeout_s:g} s",
                     now,
                 )
+            self._tell_scheduler(trial)
             expired.append(trial)
         return expired
 
+    def _tell_scheduler(self, trial: Trial) -> None:
+        """Tell the scheduler a trial ended, as soon as the runner knows."""
+        if self.scheduler is None or trial.state is TrialState.PAUSED:
+            return
+        if trial.state is TrialState.COMPLETED:
+            self.scheduler.on_trial_complete(trial)
+        else:
+            self.scheduler.on_trial_remove(trial)
+
     def _tell_searcher(self, trial: Trial) -> None:
-        """Tell the searcher and the scheduler how a trial ended (a paused one has
-        not: it goes on, still pending for the searcher)."""
+        """Tell the searcher how a trial ended (a paused one has not: it goes on,
+        still pending for the searcher)."""
         if trial.state is TrialState.PAUSED:
             return
         if trial.state is TrialState.COMPLETED:
@@ -398,11 +417,7 @@ class Runner:
             self.study.searcher.on_trial_pruned(trial)
         else:
             self.study.searcher.on_trial_error(trial)
-        if self.scheduler is not None:
-            if trial.state is TrialState.COMPLETED:
-                self.scheduler.on_trial_complete(trial)
-            else:
-                self.scheduler.on_trial_remove(trial)
+
 
     def _notify(self, began: list[Trial], finished: list[Trial]) -> None:
         for trial in began:
