@@ -13,7 +13,7 @@ import pytest
 from raysweep.errors import StoreError
 from raysweep.store import SCHEMA_VERSION, NewTrial, SQLiteStore, TrialUpdate, locate
 from raysweep.trial import TrialState
-from tests.store.helpers import fingerprint, v1_experiment
+from tests.store.helpers import fingerprint, old_experiment, v1_experiment
 
 
 def _raw(db: Path, sql: str) -> list[tuple[object, ...]]:
@@ -80,10 +80,11 @@ def test_v1_opened_for_writing_is_migrated(tmp_path: Path) -> None:
     assert dict(_raw(db, "SELECT trial_id, queued_at FROM trials WHERE trial_id < 6")) == started
 
 
-def test_migrated_schema_equals_a_new_one(tmp_path: Path) -> None:
-    """A migrated v1 file has exactly the tables, columns and indexes of a new store."""
-    old = v1_experiment(tmp_path, "gradient")
-    locate(tmp_path / "runs", "v1-gradient").open().close()
+@pytest.mark.parametrize("name", ["v1-gradient", "v1-sweep", "v2-sweep"])
+def test_migrated_schema_equals_a_new_one(tmp_path: Path, name: str) -> None:
+    """A migrated v1 or v2 file has exactly the tables, columns and indexes of a new store."""
+    old = old_experiment(tmp_path, name)
+    locate(tmp_path / "runs", name).open().close()
     locate(tmp_path / "runs", "new").create({"name": "new"}).close()
 
     def shape(db: Path) -> dict[str, object]:
