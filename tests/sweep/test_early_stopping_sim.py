@@ -271,3 +271,85 @@ def test_bohb_style_tpe_with_hyperband_sees_intermediate_results(tmp_path: Path)
     )  # fmt: skip
     assert result.count(TrialState.PRUNED) > 0
     assert result.count(TrialState.PRUNED) + result.count(TrialState.COMPLETED) == 30
+
+
+def test_a_trial_run_again_after_a_lost_worker_goes_on_from_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    # Attempt 1 dies after 35 s: reports at 10, 20, 30 s (steps 0-2) were made,
+    # and before step 2 it had saved "epoch 3".
+    backend = SimulatedBackend(
+        workers=1, duration=lambda c: 60.0, clock=VirtualClock(0.0),
+        lose=lambda config, attempt: 35.0 if attempt == 1 else None,
+    )  # fmt: skip
+    result = rs.run(
+        train, SPACE, num_trials=1, storage=tmp_path, name="lost", backend=backend,
+        resources={"max_retries": 1}, verbose=0,
+    )  # fmt: skip
+    (trial,) = result.trials
+    assert trial.state is TrialState.COMPLETED
+    assert trial.attempts == 2
+    assert [(r["step"], r["start"]) for r in trial.intermediate] == [
+        (0, 0), (1, 0), (2, 0), (3, 3), (4, 3), (5, 3),
+    ]  # fmt: skip
+
+
+def chatty(config: Mapping[str, Any]) -> float:
+    print(f"x is {config['x']}")
+    import sys
+
+    print("warning on stderr", file=sys.stderr)
+    return float(config["x"])
+
+
+def test_log_output_keeps_each_trials_output_in_its_folder(tmp_path: Path) -> None:
+    rs.run(
+        chatty, SPACE, num_trials=2, storage=tmp_path, name="log", backend=_sim(),
+        log_output=True, verbose=0,
+    )  # fmt: skip
+    for trial_id in (0, 1):
+        text = (tmp_path / "log" / "trials" / str(trial_id) / "output.log").read_text()
+        assert text.startswith("x is ")
+        assert "warning on stderr" in text
+
+
+def test_log_output_is_capped(tmp_path: Path) -> None:
+    from raysweep.sweep.execution._worker import OUTPUT_CAP
+
+    def loud(config: Mapping[str, Any]) -> float:
+        for _ in range(OUTPUT_CAP // 1000 + 10):
+            print("y" * 999)
+        return 0.0
+
+    rs.run(
+        loud, SPACE, num_trials=1, storage=tmp_path, name="cap", backend=_sim(),
+        log_output=True, verbose=0,
+    )  # fmt: skip
+    log = tmp_path / "cap" / "trials" / "0" / "output.log"
+    assert OUTPUT_CAP <= log.stat().st_size <= OUTPUT_CAP + 200
+    assert log.read_text().rstrip().endswith("cap reached, the rest dropped]")
+
+
+def test_an_asha_sweep_stopped_midway_resumes_with_its_rungs(tmp_path: Path) -> None:
+    def run(**kwargs: Any) -> Any:
+        backend = SimulatedBackend(workers=4, duration=lambda c: 270.0, clock=VirtualClock(0.0))
+        return rs.run(
+            curve, SPACE, num_trials=40, storage=tmp_path, name="resume", backend=backend,
+            searcher="random", seed=5, verbose=0,
+            scheduler={"name": "asha", "max_t": 27, "grace_period": 1, "reduction_factor": 3},
+            **kwargs,
+        )  # fmt: skip
+
+    first = run(stop={"time_budget_s": 600.0})
+    assert first.stop_reason.startswith("time budget")
+    done = {t.trial_id: t for t in first.trials if t.state.is_finished()}
+    assert done
+    assert len(first.trials) < 40
+    second = run(resume=True)
+    assert len(second.trials) == 40
+    for trial in second.trials:
+        assert trial.state in (TrialState.COMPLETED, TrialState.PRUNED)
+        if trial.trial_id in done:
+            assert trial == done[trial.trial_id]  # untouched by the resume
+        if trial.state is TrialState.PRUNED:
+            assert trial.last_step in (1, 3, 9)

@@ -460,7 +460,15 @@ class Runner:
         now = self.clock.now()
         for trial_id in list(self._running):
             self.backend.cancel(trial_id)
-            self.study.end(trial_id, TrialState.ABANDONED, why, now)
+            decided = self._stopping.get(trial_id)
+            if decided is Decision.STOP:
+                # Pruned already, only its task had not ended: not to be run again.
+                self.study.end(trial_id, TrialState.PRUNED, None, now)
+            elif decided is Decision.PAUSE:
+                # Paused as decided, its plan applied: a resume runs it on from there.
+                self._go_on(self.study.end(trial_id, TrialState.PAUSED, None, now))
+            else:
+                self.study.end(trial_id, TrialState.ABANDONED, why, now)
         self._running.clear()
         self._queued.clear()
         self._stopping.clear()

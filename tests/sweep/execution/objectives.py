@@ -128,3 +128,16 @@ def checkpointed_epochs(config: Mapping[str, Any]) -> float:
         if epoch == config["hold_at"]:
             wait_for_file(Path(config["gate"]) / "open", "the test to open the gate")
     return 0.1
+
+
+def ignores_pruning(config: Mapping[str, Any]) -> float:
+    """Reports, and when pruned either returns a final value (``config["then"] ==
+    "return"``) or goes on as if nothing happened until ``gate/open`` appears."""
+    for epoch in range(10):
+        try:
+            raysweep.report(step=epoch, loss=config["x"] + 1.0 / (epoch + 1))
+        except raysweep.TrialPruned:
+            if config["then"] == "return":
+                return -1.0
+            wait_for_file(Path(config["gate"]) / "open", "a gate nobody opens")
+    return config["x"]

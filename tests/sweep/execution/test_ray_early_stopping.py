@@ -135,3 +135,37 @@ def test_a_trial_goes_on_from_its_checkpoint_after_the_driver_was_killed(
     assert [r["step"] for r in trial.intermediate] == list(range(10))
     assert {r["start"] for r in trial.intermediate if r["step"] > hold} == {hold + 1}
     assert {r["start"] for r in trial.intermediate if r["step"] <= hold} == {0}
+
+
+class PruneAtStep1(Scheduler):
+    name = "prune_at_1"
+
+    def __init__(self) -> None:
+        super().__init__(stop_grace_s=0.5)
+
+    def on_trial_result(self, trial: Trial, report: Mapping[str, Any]) -> Decision:
+        return Decision.STOP if report["step"] == 1 else Decision.CONTINUE
+
+
+@pytest.mark.parametrize("then", ["return", "ignore"])
+def test_a_trial_that_catches_trial_pruned_still_ends_pruned(
+    storage: Path, tmp_path: Path, then: str
+) -> None:
+    """Returning a value after the prune keeps that value; going on regardless is
+    cancelled after stop_grace_s and recorded PRUNED with the last report."""
+    result = rs.run(
+        objectives.ignores_pruning,
+        {"x": rs.uniform(0.0, 1.0), "then": then, "gate": str(tmp_path)},
+        num_trials=1,
+        scheduler=PruneAtStep1(),
+        name=f"catch-{then}",
+        storage=storage,
+        seed=0,
+    )
+    (trial,) = result.trials
+    assert trial.state is TrialState.PRUNED
+    assert [r["step"] for r in trial.intermediate] == [0, 1]
+    if then == "return":
+        assert trial.metrics["loss"] == -1.0
+    else:
+        assert trial.metrics["loss"] == pytest.approx(trial.config["x"] + 0.5)

@@ -372,6 +372,7 @@ class SimulatedBackend(Backend):
             self._metric,
             node=NODE,
             files=flight.files,
+            log_output=self._io.log_output,
         )
         flight.payload = payload
         reports: list[dict[str, Any]] = payload["reports"]
