@@ -79,9 +79,7 @@ class Recording(RandomSearcher):
 
 
 def _sim(workers: int = 2) -> SimulatedBackend:
-    return SimulatedBackend(
-        workers=workers, duration=lambda c: 60.0, clock=VirtualClock(start=0.0)
-    )
+    return SimulatedBackend(workers=workers, duration=lambda c: 60.0, clock=VirtualClock(start=0.0))
 
 
 def test_a_stopped_trial_is_pruned_at_its_report_with_its_last_metrics(tmp_path: Path) -> None:

@@ -198,8 +198,7 @@ def _sweep(grid: _Lines, spec: Mapping[str, Any], store: ExperimentStore, now: f
     judged = f", scheduler {scheduler_name}" if scheduler_name not in (None, "fifo") else ""
     grid.row(
         "objective",
-        f"{spec.get('objective', '?')}, {objectives.describe()}, searcher {searcher_name}"
-        f"{judged}",
+        f"{spec.get('objective', '?')}, {objectives.describe()}, searcher {searcher_name}{judged}",
     )
     summary = store.get_meta("searcher_summary")
     if isinstance(summary, str):
@@ -279,9 +278,7 @@ def _running_table(trials: Sequence[Trial], now: float) -> list[list[str]]:
         started = "-" if began is None else time.strftime("%H:%M:%S", time.localtime(began))
         elapsed = "-" if began is None else format_duration(now - began)
         last = t.intermediate[-1] if t.intermediate else {}
-        report = format_config(
-            {k: v for k, v in last.items() if k not in ("time", "time_total_s")}
-        )
+        report = format_config({k: v for k, v in last.items() if k not in ("time", "time_total_s")})
         rows.append([str(t.trial_id), started, elapsed, t.node or "-", str(t.attempts), report])
     return rows
 

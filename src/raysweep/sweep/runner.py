@@ -418,7 +418,6 @@ class Runner:
         else:
             self.study.searcher.on_trial_error(trial)
 
-
     def _notify(self, began: list[Trial], finished: list[Trial]) -> None:
         for trial in began:
             for cb in self.callbacks:

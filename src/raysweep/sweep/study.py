@@ -41,6 +41,7 @@ def last_metrics(reports: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         if k not in REPORT_KEYS and isinstance(v, int | float) and not isinstance(v, bool)
     }
 
+
 #: Suggestions the runner rejects for violating constraints before it gives up.
 MAX_REJECTIONS = 10_000
 
