@@ -15,8 +15,8 @@ event-driven, with no polling.
 
 When a scheduler judges reports the channel runs both ways: a trial's
 ``report()`` calls the inbox's :meth:`_Inbox.ask`, which holds the call until the
-driver's decision on that report arrives (:meth:`RayBackend.answer`, sent in one
-actor call per loop iteration), so a pruned trial stops at the report that
+driver's decision on that report arrives (:meth:`RayBackend.answer`, sent as
+soon as the scheduler decided), so a pruned trial stops at the report that
 pruned it, its task returns normally and its worker process runs the next trial
 (a force-cancel would kill the process). A decision that does not come within
 :data:`ANSWER_WAIT_S` lets the trial go on; a "stop" or "pause" is kept by the
@@ -396,7 +396,6 @@ class RayBackend(Backend):
         self._poll: Any = None
         self._inbox_lost = False
         self._assumed: list[Event] = []  # starts taken for granted once the inbox is lost
-        self._answers: list[tuple[int, int, str]] = []  # to send with the next wait()
         self._ended: list[tuple[int, int]] = []  # attempts whose kept verdicts can go
         self._answered = False
 
@@ -451,17 +450,15 @@ class RayBackend(Backend):
 
     def answer(self, trial_id: int, decision: str) -> None:
         token = self._tokens.get(trial_id)
-        if token is not None:
-            self._answers.append((trial_id, token, decision))
+        if token is not None and self._inbox is not None:
+            # At once, not with the next wait(): the trial waits for it, and the
+            # commit between the two is milliseconds of its training time.
+            self._inbox.answer.remote([(trial_id, token, decision)])
 
     def wait(self, timeout: float | None) -> Sequence[Event]:
-        if self._inbox is not None and (self._answers or len(self._ended) >= 64):
-            if self._answers:
-                self._inbox.answer.remote(self._answers)
-            if len(self._ended) >= 64:
-                self._inbox.forget.remote(self._ended)
-                self._ended = []
-            self._answers = []
+        if self._inbox is not None and len(self._ended) >= 64:
+            self._inbox.forget.remote(self._ended)
+            self._ended = []
         events, self._assumed = self._assumed, []
         waiting = [*self._refs, *([self._poll] if self._poll is not None else [])]
         if not waiting:
