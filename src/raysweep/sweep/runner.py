@@ -284,6 +284,7 @@ class Runner:
         report is answered: on Ray the trial's ``report()`` waits for it)."""
         assert self.scheduler is not None
         decision = self._stopping.get(trial_id, Decision.CONTINUE)
+        until: tuple[str, float] | None = None
         if trial is not None and trial_id in self._running and trial_id not in self._stopping:
             self.study.searcher.on_trial_result(trial, report)
             decision = self.scheduler.on_trial_result(trial, report)
@@ -296,7 +297,10 @@ class Runner:
                 self._stopping[trial_id] = decision
                 grace = now + self.scheduler.stop_grace_s
                 heapq.heappush(self._deadlines, (grace, self._running[trial_id], trial_id))
-        self.backend.answer(trial_id, decision.value)
+            else:
+                bound = self.scheduler.next_decision_at(trial)
+                until = None if bound is None else (self.scheduler.time_attr, bound)
+        self.backend.answer(trial_id, decision.value, until)
 
     def _go_on(self, trial: Trial) -> None:
         """A paused trial: apply the scheduler's plan (a donor's checkpoint, a new

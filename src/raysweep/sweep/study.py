@@ -31,6 +31,11 @@ __all__ = ["MAX_REJECTIONS", "Study", "last_metrics"]
 REPORT_KEYS = frozenset({"step", "time", "time_total_s"})
 
 
+def _time(report: Mapping[str, Any]) -> float:
+    value = report.get("time")
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
 def last_metrics(reports: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """The metrics of the last report (what a pruned trial is remembered by)."""
     if not reports:
@@ -186,13 +191,28 @@ class Study:
         return self._stage(trial_id, started_at=when, node=node)
 
     def report(self, trial_id: int, report: Mapping[str, Any]) -> Trial | None:
-        """Stage a live report; ignored unless the trial is still running."""
+        """Stage a live report; ignored unless the trial is still running.
+
+        Live reports may arrive out of order (Ray does not order the calls of an
+        async actor), and when the driver dies they are all that is stored of an
+        attempt: one that arrives before a later one is put in its place by its
+        ``time`` (the worker's clock), and the stored series is rewritten.
+        """
         trial = self.trials.get(trial_id)
         if trial is None or trial.state is not TrialState.RUNNING:
             return None
-        trial = dataclasses.replace(trial, intermediate=(*trial.intermediate, dict(report)))
+        entry = dict(report)
+        series = trial.intermediate
+        if series and _time(entry) < _time(series[-1]):
+            ordered = tuple(sorted((*series, entry), key=_time))
+            trial = dataclasses.replace(trial, intermediate=ordered)
+            self._updates.append(
+                TrialUpdate(trial_id, reports=[dict(r) for r in ordered], replace_reports=True)
+            )
+        else:
+            trial = dataclasses.replace(trial, intermediate=(*series, entry))
+            self._updates.append(TrialUpdate(trial_id, reports=[entry]))
         self.trials[trial_id] = trial
-        self._updates.append(TrialUpdate(trial_id, reports=[dict(report)]))
         return trial
 
     def finish(self, trial_id: int, payload: Mapping[str, Any], now: float) -> Trial:

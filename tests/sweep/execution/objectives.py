@@ -124,7 +124,7 @@ def checkpointed_epochs(config: Mapping[str, Any]) -> float:
     start = int(state["epoch"])
     for epoch in range(start, 10):
         raysweep.save_checkpoint({"epoch": epoch + 1})
-        raysweep.report(step=epoch, loss=1.0 / (epoch + 1), start=start)
+        raysweep.report(step=epoch, loss=1.0 / (epoch + 1), start=start, pid=os.getpid())
         if epoch == config["hold_at"]:
             wait_for_file(Path(config["gate"]) / "open", "the test to open the gate")
     return 0.1

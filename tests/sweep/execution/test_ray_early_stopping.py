@@ -116,6 +116,10 @@ def test_a_trial_goes_on_from_its_checkpoint_after_the_driver_was_killed(
         proc.wait()
     (before,) = _stored(db_dir)
     assert before.state is TrialState.RUNNING
+    # Ray ends the killed driver's task; until it has, that attempt could go on
+    # past the gate and save later checkpoints.
+    worker = int(before.intermediate[-1]["pid"])
+    wait_until(lambda: process_ended(worker), "Ray to end the killed driver's trial")
 
     (gate / "open").touch()
     result = rs.run(

@@ -170,11 +170,17 @@ class Backend(abc.ABC):
     def cancel(self, trial_id: int) -> None:  # noqa: B027 - optional hook
         """Stop a running trial; no event for it follows."""
 
-    def answer(self, trial_id: int, decision: str) -> None:  # noqa: B027 - optional hook
+    def answer(  # noqa: B027 - optional hook
+        self, trial_id: int, decision: str, until: tuple[str, float] | None = None
+    ) -> None:
         """The driver's decision on the trial's latest report ("continue", "stop" or
         "pause"), when ``io.answered``: the trial's ``report()`` returns, or raises
         ``TrialPruned`` / ``TrialPaused``; its task then ends with an ``interrupt``
-        in its payload. Called once per :class:`TrialReported`, in order."""
+        in its payload. Called once per :class:`TrialReported`, in order.
+
+        ``until`` is ``(time_attr, bound)``: the trial's reports whose ``time_attr``
+        is below ``bound`` will be answered "continue", so a backend may let them
+        go without waiting for the driver."""
 
     def clock(self) -> Clock | None:
         """The backend's own time source, or ``None`` for the wall clock.

@@ -34,6 +34,7 @@ import math
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -83,45 +84,50 @@ def register_by_value(module: ModuleType) -> None:
     ray.cloudpickle.register_pickle_by_value(module)
 
 
+#: A decision and the bound below which the trial's next reports need not wait.
+Answer = tuple[str, "tuple[str, float] | None"]
+
+
 @ray.remote(num_cpus=0)
 class _Inbox:
     """Collects what running trials say (starts, live reports); the driver
     long-polls :meth:`drain`. Items are ``("started", trial id, attempt token,
-    time, node)`` and ``("report", trial id, report, attempt token)``, in arrival
-    order. Reports that wait for a decision are held in :meth:`ask`."""
+    time, node)`` and ``("report", trial id, report, attempt token, waited)``, in
+    arrival order. Reports that wait for a decision are held in :meth:`ask`."""
 
     def __init__(self) -> None:
         self._items: list[tuple[Any, ...]] = []
         self._ready = asyncio.Event()
-        self._waiting: dict[tuple[int, int], asyncio.Future[str]] = {}
+        self._waiting: dict[tuple[int, int], asyncio.Future[Answer]] = {}
         self._verdicts: dict[tuple[int, int], str] = {}  # "stop"/"pause", kept
 
-    async def ask(self, trial_id: int, token: int, report: dict[str, Any]) -> str:
-        """Queue a report and return the driver's decision on it ("continue" after
+    async def ask(self, trial_id: int, token: int, report: dict[str, Any]) -> Answer:
+        """Queue a report and return the driver's decision on it with the bound below
+        which later reports need not wait (``("continue", None)`` after
         :data:`ANSWER_WAIT_S` without one)."""
         key = (trial_id, token)
         if key in self._verdicts:
-            return self._verdicts[key]
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            return self._verdicts[key], None
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
-        self._items.append(("report", trial_id, report, token))
+        self._items.append(("report", trial_id, report, token, True))
         self._ready.set()
         try:
             return await asyncio.wait_for(future, ANSWER_WAIT_S)
         except TimeoutError:
-            return "continue"
+            return "continue", None
         finally:
             if self._waiting.get(key) is future:
                 del self._waiting[key]
 
-    async def answer(self, answers: list[tuple[int, int, str]]) -> None:
-        for trial_id, token, decision in answers:
+    async def answer(self, answers: list[tuple[int, int, str, tuple[str, float] | None]]) -> None:
+        for trial_id, token, decision, until in answers:
             key = (trial_id, token)
             if decision in ("stop", "pause"):
                 self._verdicts[key] = decision
             future = self._waiting.pop(key, None)
             if future is not None and not future.done():
-                future.set_result(decision)
+                future.set_result((decision, until))
 
     async def forget(self, keys: list[tuple[int, int]]) -> None:
         """Drop the kept verdicts of attempts that ended."""
@@ -132,8 +138,8 @@ class _Inbox:
         self._items.append(("started", trial_id, token, when, node))
         self._ready.set()
 
-    async def push(self, trial_id: int, report: dict[str, Any]) -> None:
-        self._items.append(("report", trial_id, report))
+    async def push(self, trial_id: int, report: dict[str, Any], token: int | None = None) -> None:
+        self._items.append(("report", trial_id, report, token, False))
         self._ready.set()
 
     async def drain(self) -> list[tuple[Any, ...]]:
@@ -159,20 +165,41 @@ def _send_report(inbox_name: str, trial_id: int, report: Mapping[str, Any]) -> N
     _inbox(inbox_name).push.remote(trial_id, dict(report))
 
 
-def _ask(inbox_name: str, trial_id: int, token: int, report: Mapping[str, Any]) -> str:
-    """Forward one report and wait for the driver's decision on it.
+class _Asker:
+    """A trial's report sink when a scheduler judges reports.
 
-    With the inbox gone (the driver ended) the trial goes on; the driver's end
-    ends it anyway.
+    A report waits for the driver's decision (:meth:`_Inbox.ask`) unless the last
+    answer said its ``time_attr`` is below the scheduler's next possible decision
+    (an ASHA rung, a PBT perturbation point): such a report is sent fire and
+    forget, so a trial waits only where it may be stopped. With the inbox gone
+    (the driver ended) the trial goes on; the driver's end ends it anyway.
     """
-    try:
-        decision = ray.get(
-            _inbox(inbox_name).ask.remote(trial_id, token, dict(report)),
-            timeout=ANSWER_WAIT_S + 5.0,
-        )
-    except Exception:
-        return "continue"
-    return str(decision)
+
+    def __init__(self, inbox_name: str, token: int) -> None:
+        self.inbox_name = inbox_name
+        self.token = token
+        self.until: tuple[str, float] | None = None
+
+    def __call__(self, trial_id: int, report: Mapping[str, Any]) -> str | None:
+        if self.until is not None:
+            attr, bound = self.until
+            value = report.get(attr)
+            if (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and value < bound - 1e-9 * max(1.0, abs(bound))
+            ):
+                _inbox(self.inbox_name).push.remote(trial_id, dict(report), self.token)
+                return None
+        try:
+            decision, until = ray.get(
+                _inbox(self.inbox_name).ask.remote(trial_id, self.token, dict(report)),
+                timeout=ANSWER_WAIT_S + 5.0,
+            )
+        except Exception:
+            return "continue"
+        self.until = tuple(until) if until is not None else None
+        return str(decision)
 
 
 def _send_started(inbox_name: str, trial_id: int, token: int, when: float, node: str) -> None:
@@ -266,9 +293,7 @@ def _make_entry(
         began = time.time()
         _announce(lambda: _send_started(inbox_name, trial_id, token, began, node))
         if io.answered:
-
-            def sink(tid: int, rep: Mapping[str, Any]) -> str | None:
-                return _ask(inbox_name, tid, token, rep)
+            sink: Callable[[int, Mapping[str, Any]], str | None] = _Asker(inbox_name, token)
         else:
 
             def sink(tid: int, rep: Mapping[str, Any]) -> str | None:
@@ -397,6 +422,8 @@ class RayBackend(Backend):
         self._inbox_lost = False
         self._assumed: list[Event] = []  # starts taken for granted once the inbox is lost
         self._ended: list[tuple[int, int]] = []  # attempts whose kept verdicts can go
+        # trial id -> for each report not answered yet: whether the trial waits for it
+        self._waited: dict[int, deque[bool]] = {}
         self._answered = False
 
     def start(self, notify: Callable[[str], None]) -> None:
@@ -448,12 +475,15 @@ class RayBackend(Backend):
         if self._inbox_lost:
             self._assumed.append(TrialStarted(trial_id, time.time()))
 
-    def answer(self, trial_id: int, decision: str) -> None:
+    def answer(self, trial_id: int, decision: str, until: tuple[str, float] | None = None) -> None:
+        waits = self._waited.get(trial_id)
+        waited = waits.popleft() if waits else True
         token = self._tokens.get(trial_id)
-        if token is not None and self._inbox is not None:
-            # At once, not with the next wait(): the trial waits for it, and the
-            # commit between the two is milliseconds of its training time.
-            self._inbox.answer.remote([(trial_id, token, decision)])
+        if token is None or self._inbox is None or (not waited and decision == "continue"):
+            return
+        # At once, not with the next wait(): the trial waits for it, and the
+        # commit between the two is milliseconds of its training time.
+        self._inbox.answer.remote([(trial_id, token, decision, until)])
 
     def wait(self, timeout: float | None) -> Sequence[Event]:
         if self._inbox is not None and len(self._ended) >= 64:
@@ -476,6 +506,7 @@ class RayBackend(Backend):
             trial_id = self._refs.pop(ref)
             del self._by_trial[trial_id]
             token = self._tokens.pop(trial_id)
+            self._waited.pop(trial_id, None)
             if self._answered:
                 self._ended.append((trial_id, token))
             events.append(self._outcome(trial_id, ref))
@@ -498,7 +529,10 @@ class RayBackend(Backend):
         events: list[Event] = []
         for item in items:
             if item[0] == "report":
-                if len(item) < 4 or self._tokens.get(item[1]) == item[3]:
+                token, waited = item[3], item[4]
+                if token is None or self._tokens.get(item[1]) == token:
+                    if self._answered:
+                        self._waited.setdefault(item[1], deque()).append(waited)
                     events.append(TrialReported(item[1], item[2]))
             elif self._tokens.get(item[1]) == item[2]:  # not an earlier, lost attempt
                 events.append(TrialStarted(item[1], item[3], item[4]))
@@ -533,6 +567,7 @@ class RayBackend(Backend):
             return
         del self._refs[ref]
         del self._tokens[trial_id]
+        self._waited.pop(trial_id, None)
         ray.cancel(ref, force=True)
 
     def default_concurrency(self, hints: Resources) -> int:

@@ -243,7 +243,7 @@ class SimulatedBackend(Backend):
         self._metric = metric
         self._io = io
 
-    def answer(self, trial_id: int, decision: str) -> None:
+    def answer(self, trial_id: int, decision: str, until: tuple[str, float] | None = None) -> None:
         """End the trial at its last delivered report on "stop" or "pause"."""
         flight = self._running.get(trial_id)
         if flight is None or decision not in ("stop", "pause"):

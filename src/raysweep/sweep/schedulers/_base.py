@@ -142,6 +142,19 @@ class Scheduler:
     def on_trial_remove(self, trial: Trial) -> None:
         """``trial`` ended otherwise: PRUNED, FAILED, or ABANDONED by a stop."""
 
+    def next_decision_at(self, trial: Trial) -> float | None:
+        """A bound on the trial's progress below which every report is answered
+        CONTINUE, as this scheduler's state stands; ``None``: none (every report
+        may be judged otherwise).
+
+        The runner sends it with each answer, so the trial's reports below it do
+        not wait for the driver (on Ray a waited-for report costs a few
+        milliseconds of the trial's time). It must never be too high: a report
+        at or above it is judged and waited for as usual. The default gives no
+        bound.
+        """
+        return None
+
     def on_trial_paused(self, trial: Trial) -> Exploit | None:
         """``trial`` paused as this scheduler asked: how it goes on, or ``None`` to
         resume it from its own checkpoint with its config unchanged."""

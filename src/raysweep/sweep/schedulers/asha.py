@@ -178,6 +178,16 @@ class ASHA(Scheduler):
             return Decision.STOP
         return Decision.CONTINUE
 
+    def next_decision_at(self, trial: Trial) -> float | None:
+        """The lowest rung above every rung the trial is recorded at (a report below
+        it records nothing and continues); 0 once stopped; ``inf`` past the top."""
+        if trial.trial_id in self._stopped:
+            return 0.0
+        bracket = self._brackets[self.bracket_of(trial.trial_id)]
+        done = [i for i, rung in enumerate(bracket.recorded) if trial.trial_id in rung]
+        following = bracket.rungs[max(done) + 1 :] if done else bracket.rungs
+        return float(following[0]) if following else math.inf
+
 
 def _check_ladder(name: str, max_t: Any, grace_period: Any, reduction_factor: Any) -> None:
     """The checks ASHA and HyperBand share, each failing in one line."""

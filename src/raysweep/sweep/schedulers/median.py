@@ -126,6 +126,10 @@ class MedianStopping(Scheduler):
             return Decision.STOP if self.hard_stop else Decision.PAUSE
         return Decision.CONTINUE
 
+    def next_decision_at(self, trial: Trial) -> float | None:
+        """``grace_period``: no trial is judged before it (0 once decided)."""
+        return 0.0 if trial.trial_id in self._decided else float(self.grace_period)
+
 
 class _Series:
     """One trial's losses by progress, kept sorted with prefix sums, so a running

@@ -243,6 +243,12 @@ class PBT(Scheduler):
         member.last = self._members[donor].last
         return Decision.PAUSE
 
+    def next_decision_at(self, trial: Trial) -> float | None:
+        """The trial's next perturbation point: it is not judged before."""
+        member = self._members.get(trial.trial_id)
+        last = member.last if member is not None else 0.0
+        return last + float(self.perturbation_interval)
+
     def on_trial_paused(self, trial: Trial) -> Exploit | None:
         """The exploit decided when ``trial`` was paused, once."""
         return self._pending.pop(trial.trial_id, None)
