@@ -195,8 +195,36 @@ def run_raysweep(
     return run
 
 
+def raysweep_configs(trials: int, seed: int) -> list[dict[str, Any]]:
+    """The configurations raysweep's random searcher tries with ``seed`` (the ones
+    every raysweep variant but BOHB-style runs), for Tune to run the same."""
+    from raysweep.objectives import Objectives
+    from raysweep.sweep.searchers import SearchContext, make_searcher
+    from raysweep.sweep.space import SearchSpace
+    from raysweep.sweep.space.constraints import ConstraintSet
+
+    space = SearchSpace(raysweep_space())
+    searcher = make_searcher("random")
+    searcher.setup(
+        SearchContext(
+            space=space,
+            constraints=ConstraintSet([], space),
+            objectives=Objectives.single("val_acc", "max"),
+            seed=seed,
+            num_trials=trials,
+        )
+    )
+    return [dict(searcher.suggest(i) or {}) for i in range(trials)]
+
+
 def run_tune_asha(
-    trials: int, max_t: int, seed: int, cores: int, work: str, reuse_actors: bool = True
+    trials: int,
+    max_t: int,
+    seed: int,
+    cores: int,
+    work: str,
+    reuse_actors: bool = True,
+    same_configs: bool = False,
 ) -> Run:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -219,7 +247,10 @@ def run_tune_asha(
         param_space=tune_space(),
         tune_config=tune.TuneConfig(
             scheduler=scheduler,
-            search_alg=BasicVariantGenerator(random_state=seed),
+            search_alg=BasicVariantGenerator(
+                random_state=seed,
+                points_to_evaluate=raysweep_configs(trials, seed) if same_configs else None,
+            ),
             num_samples=trials,
             max_concurrent_trials=cores,
             reuse_actors=reuse_actors,
@@ -247,6 +278,7 @@ VARIANTS: dict[str, Callable[[int, int, int, int, str], Run]] = {
     "bohb": lambda *a: run_raysweep("hyperband", "tpe", *a),
     "tune-asha": run_tune_asha,
     "tune-asha-fresh": lambda *a: run_tune_asha(*a, reuse_actors=False),
+    "tune-asha-same": lambda *a: run_tune_asha(*a, same_configs=True),
 }
 LABELS = {
     "fifo": "raysweep fifo (random)",
@@ -255,10 +287,11 @@ LABELS = {
     "bohb": "raysweep BOHB-style (tpe + hyperband)",
     "tune-asha": "Ray Tune ASHAScheduler (random, reuse_actors)",
     "tune-asha-fresh": "Ray Tune ASHAScheduler (random, an actor per trial)",
+    "tune-asha-same": "Ray Tune ASHAScheduler (raysweep's configurations, reuse_actors)",
 }
 #: What runs without --variants: Tune's default of a new actor per trial is slower
 #: still (and long here), so the reference is the faster Tune set-up.
-DEFAULT_VARIANTS = ("fifo", "asha", "hyperband", "bohb", "tune-asha")
+DEFAULT_VARIANTS = ("fifo", "asha", "hyperband", "bohb", "tune-asha", "tune-asha-same")
 
 
 def unavailable(variant: str) -> str | None:
@@ -366,12 +399,16 @@ def figures(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     points = paired(runs, "asha", "fifo", lambda a, f: 100 * (a["best_acc"] - f["best_acc"]))
     vs_fifo = paired(runs, "asha", "fifo", lambda a, f: a["wall_s"] / f["wall_s"])
     vs_tune = paired(runs, "asha", "tune-asha", lambda a, t: a["wall_s"] / t["wall_s"])
+    vs_same = paired(runs, "asha", "tune-asha-same", lambda a, t: a["wall_s"] / t["wall_s"])
+    epochs_same = paired(runs, "asha", "tune-asha-same", lambda a, t: a["epochs"] / t["epochs"])
     bohb_points = paired(runs, "bohb", "fifo", lambda b, f: 100 * (b["best_acc"] - f["best_acc"]))
     bohb_wall = paired(runs, "bohb", "fifo", lambda b, f: b["wall_s"] / f["wall_s"])
     return [
         f"asha best acc vs fifo best acc (points): {show(points, '+.2f')} (target >= -1)",
         f"asha wall / fifo wall: {show(vs_fifo, '.2f')} (target <= 0.5)",
         f"raysweep asha wall / tune asha wall: {show(vs_tune, '.2f')} (target <= 0.5)",
+        f"same 40 configurations: raysweep asha wall / tune asha wall: {show(vs_same, '.2f')}"
+        f" (epochs trained: {show(epochs_same, '.2f')}x)",
         f"BOHB-style best acc, wall: {show(median(runs, 'bohb', 'best_acc'), '.4f')}, "
         f"{show(median(runs, 'bohb', 'wall_s'), '.1f', ' s')} "
         f"(vs fifo: {show(bohb_points, '+.2f')} points, {show(bohb_wall, '.2f')}x wall)",
