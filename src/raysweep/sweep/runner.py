@@ -188,6 +188,10 @@ class Runner:
             self._dispatches += 1
             self._running[trial.trial_id] = self._dispatches
             self._queued.add(trial.trial_id)
+            if self.scheduler is not None:
+                bound = self.scheduler.next_decision_at(trial)
+                if bound is not None:
+                    self.backend.expect(trial.trial_id, (self.scheduler.time_attr, bound))
             self.backend.submit(trial.trial_id, trial.config)
         if len(self._deadlines) > 2 * len(self._running) + 64:
             # Trials mostly end long before their deadline; drop the stale entries

@@ -170,6 +170,11 @@ class Backend(abc.ABC):
     def cancel(self, trial_id: int) -> None:  # noqa: B027 - optional hook
         """Stop a running trial; no event for it follows."""
 
+    def expect(self, trial_id: int, until: tuple[str, float]) -> None:  # noqa: B027
+        """Before :meth:`submit`, when ``io.answered``: the trial's first reports
+        below ``until = (time_attr, bound)`` will be answered "continue" (see
+        :meth:`answer`), so they need not wait for the driver either."""
+
     def answer(  # noqa: B027 - optional hook
         self, trial_id: int, decision: str, until: tuple[str, float] | None = None
     ) -> None:

@@ -165,6 +165,20 @@ def _send_report(inbox_name: str, trial_id: int, report: Mapping[str, Any]) -> N
     _inbox(inbox_name).push.remote(trial_id, dict(report))
 
 
+def below(report: Mapping[str, Any], until: tuple[str, float] | None) -> bool:
+    """Whether ``report`` lies below the bound ``until = (time_attr, bound)``, so the
+    scheduler will answer it "continue" and the trial need not wait: its
+    ``time_attr`` is a number below ``bound`` (less a relative 1e-9, the
+    schedulers' tolerance for reaching a level), or the bound is infinite."""
+    if until is None:
+        return False
+    attr, bound = until
+    value = report.get(attr)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return bound == math.inf or value < bound - 1e-9 * max(1.0, abs(bound))
+
+
 class _Asker:
     """A trial's report sink when a scheduler judges reports.
 
@@ -175,22 +189,15 @@ class _Asker:
     (the driver ended) the trial goes on; the driver's end ends it anyway.
     """
 
-    def __init__(self, inbox_name: str, token: int) -> None:
+    def __init__(self, inbox_name: str, token: int, until: tuple[str, float] | None) -> None:
         self.inbox_name = inbox_name
         self.token = token
-        self.until: tuple[str, float] | None = None
+        self.until = until
 
     def __call__(self, trial_id: int, report: Mapping[str, Any]) -> str | None:
-        if self.until is not None:
-            attr, bound = self.until
-            value = report.get(attr)
-            if (
-                isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and value < bound - 1e-9 * max(1.0, abs(bound))
-            ):
-                _inbox(self.inbox_name).push.remote(trial_id, dict(report), self.token)
-                return None
+        if below(report, self.until):
+            _inbox(self.inbox_name).push.remote(trial_id, dict(report), self.token)
+            return None
         try:
             decision, until = ray.get(
                 _inbox(self.inbox_name).ask.remote(trial_id, self.token, dict(report)),
@@ -284,16 +291,21 @@ def _make_entry(
     inbox_name: str,
     env: Mapping[str, str],
     io: TrialIO,
-) -> Callable[[int, dict[str, Any], int], dict[str, Any]]:
+) -> Callable[..., dict[str, Any]]:
     """The task body for this experiment; the objective travels inside it, so Ray
     exports it once per experiment rather than pickling it with every trial."""
 
-    def run_trial(trial_id: int, config: dict[str, Any], token: int) -> dict[str, Any]:
+    def run_trial(
+        trial_id: int,
+        config: dict[str, Any],
+        token: int,
+        until: tuple[str, float] | None = None,
+    ) -> dict[str, Any]:
         node = _node_ip()
         began = time.time()
         _announce(lambda: _send_started(inbox_name, trial_id, token, began, node))
         if io.answered:
-            sink: Callable[[int, Mapping[str, Any]], str | None] = _Asker(inbox_name, token)
+            sink: Callable[[int, Mapping[str, Any]], str | None] = _Asker(inbox_name, token, until)
         else:
 
             def sink(tid: int, rep: Mapping[str, Any]) -> str | None:
@@ -422,6 +434,7 @@ class RayBackend(Backend):
         self._inbox_lost = False
         self._assumed: list[Event] = []  # starts taken for granted once the inbox is lost
         self._ended: list[tuple[int, int]] = []  # attempts whose kept verdicts can go
+        self._expected: dict[int, tuple[str, float]] = {}  # bounds for the next submit
         # trial id -> for each report not answered yet: whether the trial waits for it
         self._waited: dict[int, deque[bool]] = {}
         self._answered = False
@@ -468,12 +481,16 @@ class RayBackend(Backend):
         if self._remote is None:
             raise RuntimeError("RayBackend.prepare() was not called")
         self._submits += 1
-        ref = self._remote.remote(trial_id, dict(config), self._submits)
+        until = self._expected.pop(trial_id, None)
+        ref = self._remote.remote(trial_id, dict(config), self._submits, until)
         self._refs[ref] = trial_id
         self._by_trial[trial_id] = ref
         self._tokens[trial_id] = self._submits
         if self._inbox_lost:
             self._assumed.append(TrialStarted(trial_id, time.time()))
+
+    def expect(self, trial_id: int, until: tuple[str, float]) -> None:
+        self._expected[trial_id] = until
 
     def answer(self, trial_id: int, decision: str, until: tuple[str, float] | None = None) -> None:
         waits = self._waited.get(trial_id)
