@@ -93,8 +93,9 @@ class ObjectiveRef:
         return cls(not_imported, ref)
 
 
-def searcher_from_json(value: Any) -> Any:
-    """The stored ``{"name": ..., "options": {...}}`` as the searcher option takes it."""
+def plugin_from_json(value: Any) -> Any:
+    """A stored searcher or scheduler, ``{"name": ..., "options": {...}}``, as the
+    option takes it (``{name: ..., <option>: ...}``)."""
     stored = dict(expect_mapping(value, "{name: random, options: {}}"))
     options = expect_mapping(stored.pop("options", {}), "{seed: 0}")
     return {**stored, **options}
@@ -264,6 +265,23 @@ def searcher_options(value: Any, ctx: Context) -> dict[str, Any]:
     return dict(expect_mapping(value, "{seed: 0}"))
 
 
+def _named(value: Any, kind: str, example: str) -> tuple[str, dict[str, Any]]:
+    """A plugin given by name, or by ``{name: ..., <option>: ...}``: its name and options."""
+    if isinstance(value, str):
+        return value, {}
+    if isinstance(value, Mapping):
+        options = dict(value)
+        name = options.pop("name", None)
+        if not isinstance(name, str) or not name:
+            raise SpecError(
+                f"a {kind} mapping needs a 'name' key, e.g. {example}, got {dict(value)!r}"
+            )
+        return name, options
+    raise SpecError(
+        f"expected a {kind} name or a mapping {{name: ..., <option>: ...}}, got {describe(value)}"
+    )
+
+
 def searcher(value: Any, ctx: Context) -> SearcherChoice:
     """A name, ``{name: sobol, <option>: ...}``, or a Searcher instance; the
     options are checked against the searcher's constructor."""
@@ -279,20 +297,7 @@ def searcher(value: Any, ctx: Context) -> SearcherChoice:
                 f"{type(value).__name__} instance given; pass them to its constructor"
             )
         return SearcherChoice(value.name or type(value).__name__, {}, value)
-    if isinstance(value, str):
-        name, options = value, {}
-    elif isinstance(value, Mapping):
-        options = dict(value)
-        name = options.pop("name", None)
-        if not isinstance(name, str) or not name:
-            raise SpecError(
-                f"a searcher mapping needs a 'name' key, e.g. {{name: sobol}}, got {dict(value)!r}"
-            )
-    else:
-        raise SpecError(
-            f"expected a searcher name or a mapping {{name: ..., <option>: ...}}, "
-            f"got {describe(value)}"
-        )
+    name, options = _named(value, "searcher", "{name: sobol}")
     for key, item in extra.items():
         if key in options and options[key] != item:
             raise SpecError(f"option {key!r} is given twice, as {options[key]!r} and {item!r}")
@@ -313,31 +318,10 @@ def scheduler(value: Any, ctx: Context) -> SchedulerChoice:
         value = value.instance or {"name": value.name, **value.options}
     if isinstance(value, Scheduler):
         return SchedulerChoice(value.name or type(value).__name__, {}, value)
-    if isinstance(value, str):
-        name, options = value, {}
-    elif isinstance(value, Mapping):
-        options = dict(value)
-        name = options.pop("name", None)
-        if not isinstance(name, str) or not name:
-            raise SpecError(
-                f"a scheduler mapping needs a 'name' key, e.g. {{name: asha, max_t: 27}}, "
-                f"got {dict(value)!r}"
-            )
-    else:
-        raise SpecError(
-            f"expected a scheduler name (fifo, asha, hyperband, median, pbt) or a mapping "
-            f"{{name: ..., <option>: ...}}, got {describe(value)}"
-        )
+    name, options = _named(value, "scheduler", "{name: asha, max_t: 27}")
     name = canonical_name(name)  # refuses an unknown name, naming the closest valid one
     make_scheduler(name, options)  # refuses an unknown option or a bad value
     return SchedulerChoice(name, options)
-
-
-def scheduler_from_json(value: Any) -> Any:
-    """The stored ``{"name": ..., "options": {...}}`` as the scheduler option takes it."""
-    stored = dict(expect_mapping(value, "{name: asha, options: {}}"))
-    options = expect_mapping(stored.pop("options", {}), "{max_t: 27}")
-    return {**stored, **options}
 
 
 def keep_checkpoints(value: Any, ctx: Context) -> int:

@@ -152,7 +152,7 @@ class SweepConfig:
         "'cmaes', 'qmc', 'nsga2', 'nsga3', 'ax', 'hebo', 'bayesopt', 'random', 'grid', "
         "'sobol', {name: ..., <option>: ...}, or a Searcher instance",
         check=checks.searcher, default="auto", to_json=SearcherChoice.to_json,
-        from_json=checks.searcher_from_json,
+        from_json=checks.plugin_from_json,
         annotation="str | Mapping[str, Any] | Searcher",
     ))  # fmt: skip
     scheduler: SchedulerChoice = field(metadata=_option(
@@ -160,7 +160,7 @@ class SweepConfig:
         "'hyperband', 'median', 'pbt', {name: asha, max_t: 27, ...}, or a Scheduler "
         "instance (raysweep.schedulers.ASHA(...))",
         check=checks.scheduler, default="fifo", to_json=SchedulerChoice.to_json,
-        from_json=checks.scheduler_from_json,
+        from_json=checks.plugin_from_json,
         annotation="str | Mapping[str, Any] | Scheduler",
     ))  # fmt: skip
     keep_checkpoints: int = field(metadata=_option(

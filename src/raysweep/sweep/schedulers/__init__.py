@@ -12,13 +12,10 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from raysweep._checks import did_you_mean
-from raysweep.errors import SpecError
+from raysweep._plugins import PluginTable
 from raysweep.sweep.schedulers._base import Decision, Exploit, Scheduler, SchedulerContext
 from raysweep.sweep.schedulers.asha import ASHA
 from raysweep.sweep.schedulers.fifo import FIFO
@@ -66,16 +63,16 @@ ALIASES: dict[str, str] = {
 }
 
 
+_TABLE: PluginTable[Scheduler] = PluginTable("scheduler", Scheduler, SCHEDULERS, ALIASES)
+
+
 def scheduler_class(name: str) -> type[Scheduler]:
     """The class registered under ``name`` (any case, or an alias), imported now.
 
     Raises:
         SpecError: for an unknown name, with the closest valid one.
     """
-    key = canonical_name(name)
-    module_name, _, class_name = SCHEDULERS[key].partition(":")
-    cls: type[Scheduler] = getattr(importlib.import_module(module_name), class_name)
-    return cls
+    return _TABLE.load(name)
 
 
 def canonical_name(name: Any) -> str:
@@ -88,36 +85,7 @@ def canonical_name(name: Any) -> str:
         >>> canonical_name("Async_HyperBand"), canonical_name("median-stopping-rule")
         ('hyperband', 'median')
     """
-    valid = ", ".join(SCHEDULERS)
-    if not isinstance(name, str):
-        raise SpecError(f"a scheduler is a name ({valid}) or a Scheduler instance, got {name!r}")
-    key = name.strip().lower().replace("_", "").replace("-", "")
-    key = ALIASES.get(key, key)
-    if key in SCHEDULERS:
-        return key
-    raise SpecError(
-        f"unknown scheduler {name!r}{did_you_mean(key, [*SCHEDULERS, *ALIASES])}; "
-        f"valid names: {valid}"
-    )
-
-
-def _check_options(name: str, cls: type[Scheduler], options: Mapping[str, Any]) -> None:
-    """Refuse options the constructor does not take: a typo must not be dropped."""
-    parameters = inspect.signature(cls).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return
-    valid = [
-        p.name
-        for p in parameters
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    ]
-    unknown = [key for key in options if key not in valid]
-    if unknown:
-        hint = did_you_mean(unknown[0], valid) if len(unknown) == 1 else ""
-        raise SpecError(
-            f"unknown option(s) {', '.join(map(repr, unknown))} for scheduler {name!r}{hint}; "
-            f"valid options: {', '.join(valid) or 'none'}"
-        )
+    return _TABLE.canonical(name)
 
 
 def make_scheduler(spec: str | Scheduler, options: Mapping[str, Any] | None = None) -> Scheduler:
@@ -136,16 +104,4 @@ def make_scheduler(spec: str | Scheduler, options: Mapping[str, Any] | None = No
         >>> make_scheduler("median", {"grace_period": 5}).grace_period
         5
     """
-    if isinstance(spec, Scheduler):
-        if options:
-            raise SpecError(
-                f"options {sorted(options)} cannot be applied to the {type(spec).__name__} "
-                "instance given; pass them to its constructor"
-            )
-        return spec
-    key = canonical_name(spec)
-    cls = scheduler_class(key)
-    options = dict(options or {})
-    _check_options(key, cls, options)
-    scheduler: Scheduler = cls(**options)
-    return scheduler
+    return _TABLE.make(spec, options)

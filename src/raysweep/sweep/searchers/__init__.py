@@ -12,13 +12,10 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from raysweep._checks import did_you_mean
-from raysweep.errors import SpecError
+from raysweep._plugins import PluginTable
 from raysweep.sweep.searchers._base import SearchContext, Searcher
 from raysweep.sweep.searchers.grid import GridSearcher
 from raysweep.sweep.searchers.random import RandomSearcher
@@ -63,16 +60,16 @@ ALIASES: dict[str, str] = {
 }
 
 
+_TABLE: PluginTable[Searcher] = PluginTable("searcher", Searcher, SEARCHERS, ALIASES)
+
+
 def searcher_class(name: str) -> type[Searcher]:
     """The class registered under ``name`` (any case, or an alias), imported now.
 
     Raises:
         SpecError: for an unknown name, with the closest valid one.
     """
-    key = canonical_name(name)
-    module_name, _, class_name = SEARCHERS[key].partition(":")
-    cls: type[Searcher] = getattr(importlib.import_module(module_name), class_name)
-    return cls
+    return _TABLE.load(name)
 
 
 def canonical_name(name: Any) -> str:
@@ -81,36 +78,7 @@ def canonical_name(name: Any) -> str:
     Raises:
         SpecError: for an unknown name, with a did-you-mean and the valid names.
     """
-    valid = ", ".join(SEARCHERS)
-    if not isinstance(name, str):
-        raise SpecError(f"a searcher is a name ({valid}) or a Searcher instance, got {name!r}")
-    key = name.strip().lower().replace("_", "").replace("-", "")
-    key = ALIASES.get(key, key)
-    if key in SEARCHERS:
-        return key
-    raise SpecError(
-        f"unknown searcher {name!r}{did_you_mean(key, [*SEARCHERS, *ALIASES])}; "
-        f"valid names: {valid}"
-    )
-
-
-def _check_options(name: str, cls: type[Searcher], options: Mapping[str, Any]) -> None:
-    """Refuse options the constructor does not take: a typo must not be dropped."""
-    parameters = inspect.signature(cls).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return
-    valid = [
-        p.name
-        for p in parameters
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    ]
-    unknown = [key for key in options if key not in valid]
-    if unknown:
-        hint = did_you_mean(unknown[0], valid) if len(unknown) == 1 else ""
-        raise SpecError(
-            f"unknown option(s) {', '.join(map(repr, unknown))} for searcher {name!r}{hint}; "
-            f"valid options: {', '.join(valid) or 'none'}"
-        )
+    return _TABLE.canonical(name)
 
 
 def make_searcher(spec: str | Searcher, options: Mapping[str, Any] | None = None) -> Searcher:
@@ -129,16 +97,4 @@ def make_searcher(spec: str | Searcher, options: Mapping[str, Any] | None = None
         >>> make_searcher("random", {"seed": 0}).seed
         0
     """
-    if isinstance(spec, Searcher):
-        if options:
-            raise SpecError(
-                f"options {sorted(options)} cannot be applied to the {type(spec).__name__} "
-                "instance given; pass them to its constructor"
-            )
-        return spec
-    key = canonical_name(spec)
-    cls = searcher_class(key)
-    options = dict(options or {})
-    _check_options(key, cls, options)
-    searcher: Searcher = cls(**options)
-    return searcher
+    return _TABLE.make(spec, options)
