@@ -193,6 +193,17 @@ def _override_flags(command: Callable[..., None]) -> Callable[..., None]:
         flag = f"--{key.replace('_', '-')}"
         if opt.check is checks.flag:
             command = click.option(flag, key, is_flag=True, default=None, help=opt.flag)(command)
+        elif opt.check is checks.resume:  # --resume, or --resume auto
+            command = click.option(
+                flag,
+                key,
+                is_flag=False,
+                flag_value="yes",
+                default=None,
+                type=click.Choice(["yes", "auto"]),
+                callback=lambda ctx, param, value: {"yes": True}.get(value, value),
+                help=opt.flag,
+            )(command)
         else:
             kind = types.get(opt.check, str)
             command = click.option(flag, key, type=kind, default=None, help=opt.flag)(command)

@@ -425,6 +425,16 @@ def flag(value: Any, ctx: Context) -> bool:
     return value
 
 
+def resume(value: Any, ctx: Context) -> bool | str:
+    """``True``, ``False``, or ``"auto"``: continue the experiment if it exists, else
+    start it (a batch job that may be requeued runs the same command every time)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    raise SpecError(f"expected true, false or 'auto', got {describe(value)}")
+
+
 def verbosity(value: Any, ctx: Context) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value not in (0, 1, 2):
         raise SpecError(f"expected 0, 1 or 2, got {describe(value)}")

@@ -79,6 +79,8 @@ run.__signature__ = run_signature()  # type: ignore[attr-defined]
 
 def execute(config: SweepConfig) -> Result:
     """Run the sweep ``config`` describes (see :func:`run`)."""
+    if config.resume == "auto":
+        config = config.replace(resume=config.location.exists())
     searcher = config.searcher.build()
     searcher.setup(
         SearchContext(
@@ -231,7 +233,7 @@ def _execute(
         num_trials=config.num_trials,
         counts=store.count_by_state(),
         best=study.best,
-        resumed=config.resume,
+        resumed=config.resume is True,
         max_concurrent=concurrency,
         front=tuple(objectives.pareto_front(stored)) if objectives.multi else (),
     )

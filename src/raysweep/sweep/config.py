@@ -239,11 +239,14 @@ class SweepConfig:
         "RAYSWEEP_CONNECT_TIMEOUT_S, else 30).",
     ))  # fmt: skip
     # -- this invocation -----------------------------------------------------------------
-    resume: bool = field(metadata=_option(
-        doc="continue the stored experiment: re-run unfinished trials, then go on",
-        check=checks.flag, default=False, **_INVOCATION, annotation="bool",
+    resume: bool | str = field(metadata=_option(
+        doc="continue the stored experiment: re-run unfinished trials, then go on; 'auto': "
+        "continue it if it exists, else start it (batch jobs that may be requeued)",
+        check=checks.resume, default=False, **_INVOCATION,
+        annotation="bool | Literal['auto']",
         flag="Continue the stored experiment: finish interrupted trials, then run up to "
-        "--num-trials in total.",
+        "--num-trials in total. '--resume auto' continues it if it exists, else starts it "
+        "(for batch jobs that may be preempted and requeued).",
     ))  # fmt: skip
     force: bool = field(metadata=_option(
         doc="with resume: accept a changed space, constraints, metric or mode",
