@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from raysweep.errors import SpecError
-from raysweep.resources import SchedulerHints, task_env
+from raysweep.resources import Resources, SchedulerHints, task_env
 
 
 def test_shorthand_maps_to_fields() -> None:
@@ -56,3 +56,39 @@ def test_task_env_follows_cpus() -> None:
     assert task_env({"num_cpus": 4}) == {"OMP_NUM_THREADS": "4"}
     assert task_env({"num_cpus": 0.5}) == {}
     assert task_env({}) == {}
+
+
+# -- gpu_memory: JAX/PyTorch limits on a shared GPU ----------------------------------
+
+
+def test_gpu_memory_share_sets_the_jax_fraction_of_the_share() -> None:
+
+    hints = Resources.coerce({"cpu": 1, "gpu": 0.25, "gpu_memory": "share"})
+    env = task_env(hints.to_ray_options({"num_cpus": 1}), hints.gpu_memory)
+    assert env["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.225"  # 0.25 less the CUDA headroom
+    assert env["RAYSWEEP_GPU_MEMORY_FRACTION"] == "0.225"
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE" not in env
+
+
+def test_gpu_memory_grow_turns_preallocation_off() -> None:
+
+    env = task_env({"num_cpus": 2, "num_gpus": 1}, "grow")
+    assert env == {
+        "OMP_NUM_THREADS": "2",
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+        "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+    }
+
+
+def test_gpu_memory_is_opt_in_and_share_needs_a_fraction() -> None:
+
+    assert task_env({"num_cpus": 1, "num_gpus": 0.5}) == {"OMP_NUM_THREADS": "1"}
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in task_env({"num_gpus": 1}, "share")
+
+
+def test_gpu_memory_typos_are_one_line() -> None:
+    with pytest.raises(SpecError, match=r"^gpu_memory: expected 'share' .* got 'shared'"):
+        Resources.coerce({"gpu_memory": "shared"})
+    with pytest.raises(SpecError, match=r"did you mean 'gpu_memory'"):
+        Resources.coerce({"gpu_mem": "share"})
+    assert Resources.coerce({"gpu_memory": "grow"}).to_json() == {"gpu_memory": "grow"}

@@ -20,18 +20,31 @@ from raysweep.errors import SpecError
 
 __all__ = ["Resources", "SchedulerHints", "task_env"]
 
-_FIELDS = ("num_cpus", "num_gpus", "mem_mb", "max_retries", "custom")
+_FIELDS = ("num_cpus", "num_gpus", "mem_mb", "max_retries", "gpu_memory", "custom")
 _RESOURCE_KEYS = {
     "cpu": "num_cpus",
     "gpu": "num_gpus",
     "mem_mb": "mem_mb",
     "max_retries": "max_retries",
+    "gpu_memory": "gpu_memory",
 }
+#: ``gpu_memory`` policies: how a task's JAX/PyTorch take GPU memory on a shared GPU.
+GPU_MEMORY = ("share", "grow")
+#: Of a fractional GPU's memory, what ``gpu_memory: share`` lets a task take; the rest
+#: is headroom for each process's CUDA context, which the fraction does not count.
+SHARE_HEADROOM = 0.9
 
 
 def _check_amount(name: str, value: Any) -> None:
     """One rule per amount, for the dataclass and for the shorthand mapping alike."""
     if value is None or name == "custom":
+        return
+    if name == "gpu_memory":
+        if value not in GPU_MEMORY:
+            raise SpecError(
+                f"gpu_memory: expected 'share' (each task's JAX/PyTorch limited to its GPU "
+                f"share) or 'grow' (allocate as needed), got {describe(value)}"
+            )
         return
     if not is_number(value) or value < 0:
         raise SpecError(f"{name}: expected a finite number >= 0, got {describe(value)}")
@@ -76,6 +89,13 @@ class Resources:
         num_gpus: GPUs reserved; fractional values share a GPU (``0.25`` = four per GPU).
         mem_mb: memory reserved, in MiB (Ray receives bytes).
         max_retries: how many times a task lost to a worker or node death is re-run.
+        gpu_memory: for tasks sharing a GPU, opt in to limiting what JAX and PyTorch
+            take: ``"share"`` caps each at its share of the GPU's memory
+            (``XLA_PYTHON_CLIENT_MEM_FRACTION``; PyTorch's per-process memory
+            fraction), ``"grow"`` makes them allocate as needed
+            (``XLA_PYTHON_CLIENT_PREALLOCATE=false``,
+            ``PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True``). Unset: the
+            libraries' defaults (JAX preallocates 75 % of the GPU).
         custom: engine-specific options, e.g. ``{"ray": {"scheduling_strategy": "SPREAD"}}``.
 
     Example:
@@ -88,9 +108,10 @@ class Resources:
     mem_mb: int | None = None
     max_retries: int | None = None
     custom: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    gpu_memory: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("num_cpus", "num_gpus", "mem_mb", "max_retries"):
+        for name in ("num_cpus", "num_gpus", "mem_mb", "max_retries", "gpu_memory"):
             _check_amount(name, getattr(self, name))
         if not isinstance(self.custom, Mapping) or any(
             not isinstance(k, str) or not isinstance(v, Mapping) for k, v in self.custom.items()
@@ -137,7 +158,7 @@ class Resources:
         """The fields that are set, by field name (the stored form)."""
         out: dict[str, Any] = {
             name: getattr(self, name)
-            for name in ("num_cpus", "num_gpus", "mem_mb", "max_retries")
+            for name in ("num_cpus", "num_gpus", "mem_mb", "max_retries", "gpu_memory")
             if getattr(self, name) is not None
         }
         if self.custom:
@@ -164,18 +185,35 @@ class Resources:
         return options
 
 
-def task_env(ray_options: Mapping[str, Any]) -> dict[str, str]:
+def task_env(ray_options: Mapping[str, Any], gpu_memory: str | None = None) -> dict[str, str]:
     """Environment a task sets for itself (and its subprocesses) from its options.
 
     ``OMP_NUM_THREADS`` follows the CPUs reserved, so an OpenMP simulator binary
     started by the task does not oversubscribe the node. It is set inside the task
     rather than through a per-task ``runtime_env``, which would make Ray keep a
-    separate worker pool for every distinct value.
+    separate worker pool for every distinct value. ``CUDA_VISIBLE_DEVICES`` is
+    Ray's: it names the GPU(s) the task was given, the same one for tasks sharing
+    a GPU. With ``gpu_memory`` (see :class:`Resources`) the memory limits of JAX
+    and PyTorch are set too; ``RAYSWEEP_GPU_MEMORY_FRACTION`` tells the worker
+    the PyTorch fraction to apply (PyTorch has no variable for it).
+
+    Example:
+        >>> task_env({"num_cpus": 1, "num_gpus": 0.25}, "share")["XLA_PYTHON_CLIENT_MEM_FRACTION"]
+        '0.225'
     """
+    env: dict[str, str] = {}
     cpus = ray_options.get("num_cpus")
-    if cpus is None or cpus < 1:
-        return {}
-    return {"OMP_NUM_THREADS": str(int(cpus))}
+    if cpus is not None and cpus >= 1:
+        env["OMP_NUM_THREADS"] = str(int(cpus))
+    gpus = ray_options.get("num_gpus") or 0
+    if gpu_memory == "grow":
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+        env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
+    elif gpu_memory == "share" and 0 < gpus < 1:
+        fraction = f"{gpus * SHARE_HEADROOM:.4g}"
+        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = fraction
+        env["RAYSWEEP_GPU_MEMORY_FRACTION"] = fraction
+    return env
 
 
 #: The name mythos users know; the same class as :class:`Resources`.

@@ -464,7 +464,9 @@ class RayBackend(Backend):
             options["runtime_env"] = self._task_runtime_env
         _check_fits(options)
         self._answered = io.answered
-        entry = _make_entry(objective, metric, self._inbox_name, task_env(options), io)
+        entry = _make_entry(
+            objective, metric, self._inbox_name, task_env(options, hints.gpu_memory), io
+        )
         try:
             ray.cloudpickle.dumps(entry)
         except Exception as exc:
