@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from raysweep.errors import StoreError
+from raysweep.store._shared import remote_writer, snapshot_path
 
 __all__ = [
     "check_header",
@@ -135,23 +136,37 @@ def connect_writable(path: Path) -> sqlite3.Connection:
     return _connect(str(path))
 
 
-def connect_readonly(path: Path) -> tuple[sqlite3.Connection, bool]:
+def connect_readonly(path: Path) -> tuple[sqlite3.Connection, Path | None, str]:
     """A connection that reads ``path`` and never writes it, its ``-wal`` or its folder
-    (except the ``-shm`` index a live writer already shares with its readers), and
-    whether it is immutable: then it does not see later changes, and whoever holds
-    it must reconnect once :func:`file_stamp` changes.
+    (except the ``-shm`` index a live writer on this host already shares with its
+    readers); the file to watch when it is immutable (it does not see later
+    changes: whoever holds it must reconnect once :func:`file_stamp` of that file
+    changes), else ``None``; and what it reads: ``"file"`` (no writer), ``"live"``
+    (a writer on this host), ``"snapshot"`` (a writer on another host: its
+    published ``snapshot.db``, see ``_shared.py``) or ``"copy"``.
 
     Raises:
         StoreError: the file is not an intact SQLite database or cannot be read.
     """
     live = wal_path(path).exists()
     check_header(path, check_size=not live)
+    if live and remote_writer(path) is not None:
+        snapshot = snapshot_path(path)
+        if snapshot.exists():
+            check_header(snapshot, check_size=True)
+            uri = snapshot.absolute().as_uri()
+            conn = _connect(f"{uri}?mode=ro&immutable=1", uri=True)
+            _probe(conn, snapshot)
+            return conn, snapshot, "snapshot"
+        # The writer has not published yet (it does on its first commit): a private
+        # copy of the file and its log, checked for changes while it was taken.
+        return _private_copy(path), None, "copy"
     uri = path.absolute().as_uri()
     if not live:
         # Nobody has it open: read it as an unchanging file, without locks or -shm.
         conn = _connect(f"{uri}?mode=ro&immutable=1", uri=True)
         _probe(conn, path)
-        return conn, True
+        return conn, path, "file"
     conn = _connect(f"{uri}?mode=ro", uri=True)
     try:
         table_names(conn)
@@ -159,11 +174,11 @@ def connect_readonly(path: Path) -> tuple[sqlite3.Connection, bool]:
         # This user cannot open or create the -shm index beside the file (someone
         # else's run, a read-only folder): read a private copy instead.
         conn.close()
-        return _private_copy(path), False
+        return _private_copy(path), None, "copy"
     except sqlite3.Error as exc:
         conn.close()
         raise sqlite_error(path, exc) from None
-    return conn, False
+    return conn, None, "live"
 
 
 def _probe(conn: sqlite3.Connection, path: Path) -> None:

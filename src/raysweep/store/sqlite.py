@@ -14,6 +14,7 @@ problem met later into one :class:`StoreError` line naming the file.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import time
@@ -32,6 +33,7 @@ from raysweep.errors import (
 from raysweep.store import _migrations as migrations
 from raysweep.store._base import ExperimentStore, NewTrial, StepRecord, TrialUpdate
 from raysweep.store._migrations import SCHEMA, SCHEMA_VERSION, TABLES, check_version
+from raysweep.store._shared import Publisher
 from raysweep.store._rows import (
     TRIAL_COLUMNS,
     apply_update,
@@ -65,6 +67,39 @@ def _exists(path: Path) -> ExperimentExistsError:
     )
 
 
+def _claim(draft: Path, path: Path) -> None:
+    """Put the finished ``draft`` at ``path`` unless an experiment is there already.
+
+    A hard link does it atomically, and of two processes exactly one wins. Some
+    filesystems have no hard links; there a lock folder (``mkdir`` is atomic on
+    every filesystem, network ones included) makes the check and the rename one
+    step.
+    """
+    try:
+        os.link(draft, path)
+        return
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+    lock = path.with_name(f".{path.name}.creating.lock")
+    try:
+        lock.mkdir()
+    except FileExistsError:
+        raise _exists(path) from None  # another process is creating it right now
+    try:
+        if path.exists():
+            raise _exists(path)
+        os.replace(draft, path)
+    finally:
+        lock.rmdir()
+
+
+#: What ``link()`` says on a filesystem without hard links.
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
 class SQLiteStore(ExperimentStore):
     """An experiment stored in ``<directory>/experiment.db``.
 
@@ -81,7 +116,7 @@ class SQLiteStore(ExperimentStore):
         'demo'
     """
 
-    __slots__ = ("_conn", "_watch", "path", "readonly")
+    __slots__ = ("_conn", "_publisher", "_watch", "_watched", "path", "readonly", "source")
 
     def __init__(
         self,
@@ -89,12 +124,20 @@ class SQLiteStore(ExperimentStore):
         conn: sqlite3.Connection,
         readonly: bool,
         watch: tuple[tuple[int, int] | None, bool] | None = None,
+        watched: Path | None = None,
+        source: str = "live",
     ) -> None:
         self.path = path
         self._conn = conn
         self.readonly = readonly
-        #: For an immutable reader: the file's stamp when it was opened.
+        #: For an immutable reader: the stamp of the file it reads when it was opened.
         self._watch = watch
+        self._watched = watched or path
+        #: What a reader reads: "file", "live", "snapshot" or "copy" (see
+        #: ``_sqlite_file.connect_readonly``); "live" for the writer.
+        self.source = source
+        #: The writer publishes snapshots for readers on other hosts (``_shared.py``).
+        self._publisher = None if readonly else Publisher(path)
 
     def describe(self) -> str:
         return str(self.path)
@@ -149,10 +192,7 @@ class SQLiteStore(ExperimentStore):
                 conn.execute("COMMIT")
             finally:
                 conn.close()  # the last close checkpoints the WAL into the file
-            try:
-                os.link(draft, path)
-            except FileExistsError:
-                raise _exists(path) from None
+            _claim(draft, path)
         except sqlite3.Error as exc:
             raise sqlite_error(path, exc, "cannot create it") from None
         except OSError as exc:
@@ -188,11 +228,10 @@ class SQLiteStore(ExperimentStore):
         read a copy (an older schema, or a folder where this user cannot share
         the writer's ``-shm``): then it reads the experiment as it was when opened.
         """
-        watch = None
+        watch, watched, source = None, None, "live"
         if readonly:
-            stamp = file_stamp(path)
-            conn, immutable = connect_readonly(path)
-            watch = stamp if immutable else None
+            conn, watched, source = connect_readonly(path)
+            watch = file_stamp(watched) if watched is not None else None
         else:
             check_header(path, check_size=not wal_path(path).exists())
             folder = path.parent
@@ -208,7 +247,7 @@ class SQLiteStore(ExperimentStore):
             if readonly and version < SCHEMA_VERSION:
                 copy = memory_copy(conn)
                 conn.close()
-                conn, watch = copy, None
+                conn, watch, source = copy, None, "copy"
             if not readonly:
                 # Only after the file proved to be ours: this pragma may write it.
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -221,15 +260,16 @@ class SQLiteStore(ExperimentStore):
         except BaseException:
             conn.close()
             raise
-        return cls(path, conn, readonly=readonly, watch=watch)
+        return cls(path, conn, readonly=readonly, watch=watch, watched=watched, source=source)
 
     def _db(self) -> sqlite3.Connection:
         """The connection to read from; an immutable reader reconnects once a writer
         has opened or changed the file since (else it would read stale pages)."""
-        if self._watch is not None and file_stamp(self.path) != self._watch:
+        if self._watch is not None and file_stamp(self._watched) != self._watch:
             fresh = SQLiteStore.open_file(self.path, readonly=True)
             self._conn.close()
             self._conn, self._watch = fresh._conn, fresh._watch
+            self._watched, self.source = fresh._watched, fresh.source
         return self._conn
 
     @staticmethod
@@ -271,6 +311,8 @@ class SQLiteStore(ExperimentStore):
                     cur.execute("ROLLBACK")
                     raise
                 cur.execute("COMMIT")
+            if self._publisher is not None:
+                self._publisher.after_commit(self._conn)
         except StoreWriteError:
             raise
         except StoreError as exc:  # disk full, file removed: the run failed, not the input
@@ -296,7 +338,10 @@ class SQLiteStore(ExperimentStore):
                 db.execute("ROLLBACK")
 
     def close(self) -> None:
-        self._conn.close()
+        self._conn.close()  # the last close checkpoints the WAL into the file
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
 
     # -- experiment ---------------------------------------------------------------
     def read_spec(self) -> dict[str, Any]:
