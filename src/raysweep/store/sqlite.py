@@ -33,7 +33,6 @@ from raysweep.errors import (
 from raysweep.store import _migrations as migrations
 from raysweep.store._base import ExperimentStore, NewTrial, StepRecord, TrialUpdate
 from raysweep.store._migrations import SCHEMA, SCHEMA_VERSION, TABLES, check_version
-from raysweep.store._shared import Publisher
 from raysweep.store._rows import (
     TRIAL_COLUMNS,
     apply_update,
@@ -43,6 +42,7 @@ from raysweep.store._rows import (
     row_to_trial,
     trial_state,
 )
+from raysweep.store._shared import Publisher
 from raysweep.store._sqlite_file import (
     check_header,
     connect_readonly,
