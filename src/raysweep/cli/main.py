@@ -30,6 +30,7 @@ from rich.console import Console
 from raysweep import __version__
 from raysweep.cli._format import display_path, format_config, format_value, shell_path
 from raysweep.cli.export import export_command
+from raysweep.cli.slurm import slurm_command
 from raysweep.cli.status import status_command
 from raysweep.errors import (
     ExperimentExistsError,
@@ -142,6 +143,7 @@ def cli(verbose: int) -> None:
     raysweep run sweep.yaml          run the sweep described in sweep.yaml
     raysweep status runs/NAME        what an experiment is doing or did
     raysweep export runs/NAME        its trials as JSON or CSV
+    raysweep slurm sweep.yaml -N 4   a Slurm batch script (--submit queues it)
 
     \b
     Exit codes, for scripts and Slurm job arrays:
@@ -323,6 +325,7 @@ def _print_summary(console: Console, result: Result) -> None:
 
 cli.add_command(status_command)
 cli.add_command(export_command)
+cli.add_command(slurm_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
