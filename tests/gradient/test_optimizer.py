@@ -367,3 +367,18 @@ def test_state_that_json_cannot_hold_is_reset_on_resume(storage: Path) -> None:
     assert len(out.history) == 2
     events = SQLiteStore.open(storage / "opaque", readonly=True).events("state_reset")
     assert [e["data"] for e in events] == [{"simulator": "s.0", "type": "Opaque"}]
+
+
+def test_resume_auto_starts_then_continues(storage: Path) -> None:
+    """resume='auto' starts a run that is not stored and continues one that is."""
+    sims = CountingSim.create_n(1, name="c")
+    obj = QuadraticObjective(name="q", required_observables=[s.observable("value") for s in sims])
+    opt = optax.adam(0.5)
+    first = RayOptimizer(sims, [obj], opt, name="auto", storage=storage, resume="auto")
+    assert len(first.run(START, n_steps=2).history) == 2
+    again = RayOptimizer(sims, [obj], opt, name="auto", storage=storage, resume="auto")
+    assert len(again.run(START, n_steps=3).history) == 3
+    kinds = [e["kind"] for e in SQLiteStore.open(storage / "auto", readonly=True).events()]
+    assert [k for k in kinds if k in ("started", "resumed")] == ["started", "resumed"]
+    with pytest.raises(SpecError, match="^resume: expected True, False or 'auto'"):
+        RayOptimizer(sims, [obj], opt, name="x", storage=storage, resume="yes")

@@ -65,7 +65,9 @@ class RayOptimizer:
             ``<storage>/<name>/experiment.db``.
         storage: the folder holding experiments; ``None`` stores nothing.
         resume: continue the stored run ``name`` after its last completed step
-            (same simulators and objectives) instead of starting a new one.
+            (same simulators and objectives) instead of starting a new one;
+            ``"auto"``: continue it if it is stored, else start it (a batch job
+            that may be preempted and requeued).
         runtime_env: Ray runtime environment for every unit (e.g. env vars such as
             ``JAX_ENABLE_X64``); given to ``ray.init`` when this run starts Ray,
             else set on the units' worker processes.
@@ -112,7 +114,7 @@ class RayOptimizer:
         *,
         name: str | None = None,
         storage: str | os.PathLike[str] | None = None,
-        resume: bool = False,
+        resume: bool | str = False,
         runtime_env: Mapping[str, Any] | None = None,
         address: str | None = None,
     ) -> None:
@@ -138,6 +140,11 @@ class RayOptimizer:
             )
         if storage is not None and name is None:
             raise SpecError("storage needs a name: RayOptimizer(..., name='fit', storage='runs')")
+        if not isinstance(resume, bool) and resume != "auto":
+            raise SpecError(
+                f"resume: expected True, False or 'auto' (continue the run if it is stored, "
+                f"else start it), got {resume!r}"
+            )
         if resume and storage is None:
             raise SpecError("resume=True needs storage and name to find the stored run")
         if runtime_env is not None and not isinstance(runtime_env, Mapping):
@@ -150,7 +157,7 @@ class RayOptimizer:
         self.remote_options_default = dict(remote_options_default or {})
         self.name = name
         self.storage = storage
-        self.resume = bool(resume)
+        self.resume: bool | str = resume
         self.runtime_env = None if runtime_env is None else dict(runtime_env)
         self.address = address
         self.options = {
@@ -401,7 +408,12 @@ class RayOptimizer:
                 ),
             },
         )
-        if self.resume:
+        resume = self.resume
+        if resume == "auto":  # a batch job that may be requeued runs the same script
+            from raysweep.store import locate
+
+            resume = locate(self.storage, spec["name"]).exists()
+        if resume:
             return RunStore.resume(self.storage, spec)
         return RunStore.create(self.storage, spec)
 
