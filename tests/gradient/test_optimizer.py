@@ -380,5 +380,5 @@ def test_resume_auto_starts_then_continues(storage: Path) -> None:
     assert len(again.run(START, n_steps=3).history) == 3
     kinds = [e["kind"] for e in SQLiteStore.open(storage / "auto", readonly=True).events()]
     assert [k for k in kinds if k in ("started", "resumed")] == ["started", "resumed"]
-    with pytest.raises(SpecError, match="^resume: expected True, False or 'auto'"):
+    with pytest.raises(SpecError, match=r"^resume: expected True, False or 'auto'"):
         RayOptimizer(sims, [obj], opt, name="x", storage=storage, resume="yes")
