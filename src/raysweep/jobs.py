@@ -91,7 +91,7 @@ def plan_job(
     *,
     storage: str | Path | None = None,
     name: str | None = None,
-    resume: bool = False,
+    resume: bool | str = "auto",
 ) -> JobPlan:
     """Check the sweep file as ``raysweep run`` would and plan its job.
 
@@ -99,7 +99,10 @@ def plan_job(
         path: the sweep YAML.
         storage: an absolute folder or store URL on the cluster; overrides the file's.
         name: the experiment name; overrides the file's (default: the file's name).
-        resume: the job continues the stored experiment (``raysweep run --resume``).
+        resume: ``"auto"`` (the default): the job continues the stored experiment if
+            there is one, else starts it, so submitting the same file again after
+            a failed or stopped job goes on (``raysweep run --resume auto``);
+            ``True``: it must exist; ``False``: it must not.
 
     Raises:
         SpecError: the file is invalid (one line naming the file and the field), or
@@ -133,7 +136,9 @@ def plan_job(
     if excludes:
         runtime_env["excludes"] = excludes
     command = ["raysweep", "run", file.name, "--name", sweep.name, "--storage", where]
-    if resume:
+    if resume == "auto":
+        command += ["--resume", "auto"]
+    elif resume:
         command.append("--resume")
     entrypoint = shlex.join(command)
     if sweep.runtime_env:

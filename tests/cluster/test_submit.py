@@ -222,6 +222,8 @@ def test_plan_uploads_the_folder_and_passes_the_storage(tmp_path: Path) -> None:
     assert plan.submission_id.startswith("raysweep-exp1-")
     assert plan.experiment == f"{config.parent / 'runs'}/exp1"
     assert plan_job(config).storage == "/abs/runs"  # the file's, when absolute
+    # By default the job continues a stored experiment, else starts it.
+    assert plan_job(config).entrypoint.endswith("--storage /abs/runs --resume auto")
     # The file's own (relative) storage holds local runs: not uploaded either.
     config.write_text(config.read_text().replace("/abs/runs", "local/runs"))
     assert plan_job(config, storage="/abs/runs").runtime_env["excludes"] == ["/local/runs/"]

@@ -1,4 +1,4 @@
-"""The ``raysweep`` command line: ``run``, ``status``, ``export`` and ``slurm``.
+"""The ``raysweep`` command line: ``run``, ``status``, ``export``, ``slurm`` and ``submit``.
 
 The CLI is the only part of raysweep that prints or configures logging; the
 library reports through return values, exceptions and callbacks.

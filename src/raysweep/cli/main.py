@@ -32,6 +32,7 @@ from raysweep.cli._format import display_path, format_config, format_value, shel
 from raysweep.cli.export import export_command
 from raysweep.cli.slurm import slurm_command
 from raysweep.cli.status import status_command
+from raysweep.cli.submit import submit_command
 from raysweep.errors import (
     ExperimentExistsError,
     ExperimentMismatchError,
@@ -144,6 +145,7 @@ def cli(verbose: int) -> None:
     raysweep status runs/NAME        what an experiment is doing or did
     raysweep export runs/NAME        its trials as JSON or CSV
     raysweep slurm sweep.yaml -N 4   a Slurm batch script (--submit queues it)
+    raysweep submit sweep.yaml ...   run it on a Ray cluster through its Jobs API
 
     \b
     Exit codes, for scripts and Slurm job arrays:
@@ -326,6 +328,7 @@ def _print_summary(console: Console, result: Result) -> None:
 cli.add_command(status_command)
 cli.add_command(export_command)
 cli.add_command(slurm_command)
+cli.add_command(submit_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -62,7 +62,9 @@ class JobFailed(click.ClickException):
 )
 @click.option("--name", help="Experiment name (default: the file's, else the file's name).")
 @click.option(
-    "--resume", is_flag=True, help="Continue the stored experiment (raysweep run --resume)."
+    "--resume",
+    is_flag=True,
+    help="The experiment must already be stored (without it: continued if stored, else started).",
 )
 @click.option(
     "--follow",
@@ -92,9 +94,9 @@ def submit_command(
     uploaded as the job's working_dir (the objective module and space files next
     to it travel along; files outside it do not), its runtime_env applies to the
     job and its trials, and the job runs `raysweep run CONFIG --name NAME
-    --storage STORAGE [--resume]` on the head, where raysweep must be installed
-    (or come with the runtime_env's pip). The experiment must not exist yet,
-    unless --resume continues it.
+    --storage STORAGE --resume auto` on the head, where raysweep must be
+    installed (or come with the runtime_env's pip): submitting the same file
+    again after a failed or stopped job continues the experiment.
 
     \b
     The experiment must outlive the job, so its storage must be absolute:
@@ -105,7 +107,7 @@ def submit_command(
     from raysweep import jobs
 
     _quiet_ray_sdk()
-    plan = jobs.plan_job(config, storage=storage, name=name, resume=resume)
+    plan = jobs.plan_job(config, storage=storage, name=name, resume=True if resume else "auto")
     client = jobs.open_client(address, connect_timeout_s)
     job_id = jobs.submit(client, plan)
     click.echo(job_id)
