@@ -3,33 +3,11 @@
 from __future__ import annotations
 
 import re
-import textwrap
-from pathlib import Path
-from typing import Any
 
-import yaml
+from tests.cli.test_cli_errors import sweep_folder
 
-OBJECTIVE = """
-def train(config):
-    return (config["x"] - 1.0) ** 2
-"""
-
-
-def sweep_folder(folder: Path, **fields: Any) -> Path:
-    """``objective.py`` and ``sweep.yaml`` (a valid sweep updated with ``fields``); the YAML."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "objective.py").write_text(textwrap.dedent(OBJECTIVE))
-    doc: dict[str, Any] = {
-        "name": "demo",
-        "objective": "objective:train",
-        "num_trials": 3,
-        "storage": "runs",
-        "space": {"x": {"type": "uniform", "low": 0.0, "high": 2.0}},
-    }
-    doc.update(fields)
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+# The same small valid sweep as the CLI tests use.
+__all__ = ["code_lines", "first_index", "sbatch_lines", "sweep_folder"]
 
 
 def sbatch_lines(script: str) -> list[str]:
