@@ -92,6 +92,13 @@ def expect_number(value: Any, *, positive: bool = False, what: str = "a number")
     return float(value)
 
 
+def expect_bool(value: Any) -> bool:
+    """``value`` as a bool; ``1``, ``"yes"`` and other truthy stand-ins are refused."""
+    if not isinstance(value, bool):
+        raise SpecError(f"expected True or False, got {describe(value)}")
+    return value
+
+
 def expect_str(value: Any, *, what: str = "a non-empty string") -> str:
     """``value`` as a string with something other than spaces in it."""
     if not isinstance(value, str) or not value.strip():

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from raysweep._checks import describe, is_int, is_number
+from raysweep._checks import describe, expect_bool, expect_int, is_int, is_number
 from raysweep.errors import SpecError
 
 __all__ = ["JobOptions"]
@@ -119,15 +119,17 @@ class JobOptions:
 
 
 def _count(key: str, value: Any) -> int:
-    if not is_int(value) or value < 1:
-        raise SpecError(f"{key}: expected a positive integer, got {describe(value)}")
-    return int(value)
+    try:
+        return expect_int(value, minimum=1)
+    except SpecError as exc:
+        raise SpecError(f"{key}: {exc}") from None
 
 
 def _flag(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(f"{key}: expected True or False, got {describe(value)}")
-    return value
+    try:
+        return expect_bool(value)
+    except SpecError as exc:
+        raise SpecError(f"{key}: {exc}") from None
 
 
 def _seconds(key: str, value: Any) -> float:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from raysweep._checks import (
     SEED_MAX,
     describe,
+    expect_bool,
     expect_int,
     expect_mapping,
     expect_number,
@@ -324,10 +325,6 @@ def scheduler(value: Any, ctx: Context) -> SchedulerChoice:
     return SchedulerChoice(name, options)
 
 
-def keep_checkpoints(value: Any, ctx: Context) -> int:
-    return positive_int(value, ctx)
-
-
 # -- limits ---------------------------------------------------------------------------
 
 
@@ -420,9 +417,7 @@ def address(value: Any, ctx: Context) -> str:
 
 
 def flag(value: Any, ctx: Context) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(f"expected True or False, got {describe(value)}")
-    return value
+    return expect_bool(value)
 
 
 def resume(value: Any, ctx: Context) -> bool | str:

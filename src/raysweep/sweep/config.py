@@ -37,6 +37,7 @@ from raysweep.sweep._config_checks import Context, ObjectiveRef, SchedulerChoice
 from raysweep.sweep.space import SearchSpace
 from raysweep.sweep.space.constraints import ConstraintSet
 from raysweep.sweep.stopping import Stop
+from raysweep.sweep.trial_files import DEFAULT_KEEP
 
 __all__ = ["OnResume", "Option", "SweepConfig", "UnknownOptionError"]
 
@@ -165,7 +166,7 @@ class SweepConfig:
     ))  # fmt: skip
     keep_checkpoints: int = field(metadata=_option(
         doc="checkpoints kept per trial (raysweep.save_checkpoint), the newest",
-        check=checks.keep_checkpoints, default=2, annotation="int",
+        check=checks.positive_int, default=DEFAULT_KEEP, annotation="int",
     ))  # fmt: skip
     log_output: bool = field(metadata=_option(
         doc="keep each trial's stdout/stderr in <storage>/<name>/trials/<id>/output.log "

@@ -33,11 +33,17 @@ from typing import Any
 
 from raysweep.errors import RaysweepError
 
-__all__ = ["DEFAULT_KEEP", "TrialFiles", "trials_root"]
+__all__ = ["DEFAULT_KEEP", "TrialFiles", "is_folder", "trials_root"]
 
 #: Checkpoints kept per trial unless ``keep_checkpoints`` says otherwise.
 DEFAULT_KEEP = 2
 _PREFIX = "ckpt-"
+
+
+def is_folder(value: Any) -> bool:
+    """Whether ``save_checkpoint(value)`` copies a folder (a path object, or a string
+    naming an existing folder) rather than pickling ``value``."""
+    return isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isdir(value))
 
 
 def trials_root(experiment_dir: Path | str) -> Path:
@@ -94,27 +100,36 @@ class TrialFiles:
             RaysweepError: ``value`` cannot be pickled (naming its type), or the
                 folder given does not exist.
         """
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoints / f".tmp-{uuid.uuid4().hex}"
+        tmp = self._tmp()
         tmp.mkdir()
         try:
             kind = self._write(tmp, value)
             meta = {"kind": kind, "step": step, "time": time.time()}
             _write_synced(tmp / "meta.json", json.dumps(meta).encode())
-            latest = self.latest()
-            number = int(latest.name[len(_PREFIX) :]) + 1 if latest is not None else 0
-            final = self.checkpoints / f"{_PREFIX}{number:06d}"
-            os.replace(tmp, final)
+            return self._place(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def _tmp(self) -> Path:
+        """A fresh name for a checkpoint being written (never listed by :meth:`saved`)."""
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        return self.checkpoints / f".tmp-{uuid.uuid4().hex}"
+
+    def _place(self, tmp: Path) -> Path:
+        """Rename the complete checkpoint folder ``tmp`` into place as the newest, and
+        drop all but the newest ``keep``."""
+        latest = self.latest()
+        number = int(latest.name[len(_PREFIX) :]) + 1 if latest is not None else 0
+        final = self.checkpoints / f"{_PREFIX}{number:06d}"
+        os.replace(tmp, final)
         for old in self.saved()[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
         return final
 
     @staticmethod
     def _write(folder: Path, value: Any) -> str:
-        if isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isdir(value)):
+        if is_folder(value):
             source = Path(value)
             if not source.is_dir():
                 raise RaysweepError(
@@ -146,30 +161,19 @@ class TrialFiles:
         with open(latest / "object.pkl", "rb") as handle:
             return pickle.load(handle)
 
-    def step_of_latest(self) -> int | None:
-        """The step the newest checkpoint was saved at, when known."""
-        latest = self.latest()
-        if latest is None:
-            return None
-        step = json.loads((latest / "meta.json").read_text()).get("step")
-        return step if isinstance(step, int) else None
-
     def copy_latest_from(self, donor: TrialFiles) -> Path | None:
         """Make ``donor``'s newest checkpoint this trial's newest (population-based
         training's exploit); ``None`` when the donor has none."""
         source = donor.latest()
         if source is None:
             return None
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoints / f".tmp-{uuid.uuid4().hex}"
-        shutil.copytree(source, tmp)
-        latest = self.latest()
-        number = int(latest.name[len(_PREFIX) :]) + 1 if latest is not None else 0
-        final = self.checkpoints / f"{_PREFIX}{number:06d}"
-        os.replace(tmp, final)
-        for old in self.saved()[: -self.keep]:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
+        tmp = self._tmp()
+        try:
+            shutil.copytree(source, tmp)
+            return self._place(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def _write_synced(path: Path, data: bytes) -> None:

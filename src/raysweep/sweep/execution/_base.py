@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from raysweep.resources import Resources
+from raysweep.sweep.trial_files import DEFAULT_KEEP
 
 if TYPE_CHECKING:
     from raysweep.sweep.execution._worker import MetricNames
@@ -59,7 +60,7 @@ class TrialIO:
     """
 
     trials_root: str | None = None
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = DEFAULT_KEEP
     log_output: bool = False
     answered: bool = False
 

@@ -47,7 +47,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import os
 import pickle
 import shutil
 import tempfile
@@ -72,7 +71,7 @@ from raysweep.sweep.execution._base import (
 )
 from raysweep.sweep.execution._worker import MetricNames, Objective, execute_trial
 from raysweep.sweep.reporting import current_trial
-from raysweep.sweep.trial_files import TrialFiles
+from raysweep.sweep.trial_files import TrialFiles, is_folder
 
 __all__ = ["SimulatedBackend", "VirtualClock"]
 
@@ -137,7 +136,7 @@ class _HeldFiles(TrialFiles):
     def save(self, value: Any, *, step: int | None = None) -> Any:
         ctx = current_trial()
         made = len(ctx.reports) if ctx is not None else 0
-        if isinstance(value, os.PathLike) or (isinstance(value, str) and os.path.isdir(value)):
+        if is_folder(value):
             copy = tempfile.mkdtemp(prefix="raysweep-sim-ckpt-")
             shutil.copytree(value, copy, dirs_exist_ok=True)
             self._held.append((made, ("dir", copy), step))
