@@ -78,8 +78,11 @@ def sweep_file(folder: Path, release: str, cpus: int) -> Path:
     return path
 
 
-def submit_with_cli(cluster: SlurmCluster, config: Path) -> str:
-    """``raysweep slurm CONFIG --nodes 2 --submit``; returns the job id it prints."""
+def submit_with_cli(
+    cluster: SlurmCluster, config: Path, *script_args: str, cwd: Path | None = None
+) -> str:
+    """``raysweep slurm CONFIG --nodes 2 --submit [-- SCRIPT_ARGS]``; returns the job id
+    it prints."""
     done = subprocess.run(
         [
             sys.executable,
@@ -89,8 +92,10 @@ def submit_with_cli(cluster: SlurmCluster, config: Path) -> str:
             "--nodes",
             "2",
             "--submit",
+            *(("--", *script_args) if script_args else ()),
         ],
         env=cluster.env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,4 +1,5 @@
-"""``raysweep slurm CONFIG --nodes N``: the batch script for a sweep, and its submission.
+"""``raysweep slurm CONFIG --nodes N``: the batch script for a sweep (or a Python
+script such as a gradient fit), and its submission.
 
 Errors follow the CLI's policy: a bad option or sweep file, or no ``sbatch`` to
 submit with, is one line and exit 2, with nothing queued; ``sbatch`` refusing
@@ -32,6 +33,7 @@ class _Failed(click.ClickException):
 
 @click.command("slurm")
 @click.argument("config", type=click.Path(path_type=Path))
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- SCRIPT_ARGS...]")
 @click.option(
     "-N",
     "--nodes",
@@ -102,6 +104,7 @@ class _Failed(click.ClickException):
 @click.option("--submit", is_flag=True, help="Submit it with sbatch and print the job id.")
 def slurm_command(
     config: Path,
+    script_args: tuple[str, ...],
     nodes: int,
     gpus_per_node: str | None,
     cpus_per_node: int | None,
@@ -127,6 +130,12 @@ def slurm_command(
     The job starts Ray on every node, waits until all are up, and runs
     `raysweep run CONFIG` there. Submitting the script again continues the
     experiment (after a cancel, the time limit, a failure).
+
+    \b
+    CONFIG may also be a Python script (a gradient fit with RayOptimizer, or
+    any Ray program): the job runs `python CONFIG SCRIPT_ARGS...` with
+    RAY_ADDRESS set to the job's cluster, e.g.
+      raysweep slurm fit.py -N 4 --submit -- --steps 500
     """
     import raysweep.slurm as slurm
 
@@ -152,6 +161,7 @@ def slurm_command(
             sbatch_options=list(sbatch_options),
             python=python or sys.executable,
             ready_timeout_s=slurm.READY_TIMEOUT_S if ready_timeout is None else ready_timeout,
+            script_args=list(script_args),
         )
     except SpecError as exc:
         raise _Failed(str(exc), _EXIT_INPUT) from None

@@ -1,15 +1,18 @@
-"""The batch script: a Ray cluster across the job's nodes, then ``raysweep run``.
+"""The batch script: a Ray cluster across the job's nodes, then the driver.
 
 The script is meant to be read (and edited) by the person who submits it, so it
 is plain bash with a comment on each part. Only the parts that depend on the
-options are generated; the rest is :data:`_BODY`, the same for every job.
+options are generated; the rest is :data:`_BODY`, the same for every job, and
+one of two drivers: :data:`_SWEEP` for a sweep file, :data:`_SCRIPT` for a
+Python script (a gradient fit, or any Ray program).
 
 What it does, in order: the ``#SBATCH`` lines; the user's setup lines; one
 ``srun`` starting the Ray head on the batch host (the job's first node), a wait
 until it answers; one ``srun`` starting a Ray worker on every other node; a
 bounded wait until every node is alive in Ray; then ``raysweep run CONFIG
 --address HEAD --resume auto`` (resuming when the experiment exists, so
-submitting the same script again continues it). An EXIT trap stops, by PID, what the
+submitting the same script again continues it), or ``python SCRIPT`` with
+``RAY_ADDRESS=HEAD``. An EXIT trap stops, by PID, what the
 script started (never ``ray stop``, which stops every Ray of the user on the
 host). Each Ray node picks its ports and temp dir itself, on its own host, so
 several nodes of the job, or of other jobs, can share a host.
@@ -20,18 +23,19 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from raysweep import __version__
 from raysweep.errors import SpecError
 from raysweep.slurm._options import JobOptions
 
-__all__ = ["LOG_NAME", "script_text"]
+__all__ = ["LOG_NAME", "ScriptDriver", "SweepDriver", "script_text"]
 
 #: The job's log, in the storage folder next to the experiment (%j: the job id).
 LOG_NAME = "{name}.slurm-%j.log"
 
-#: Everything after the settings: the same for every job.
+#: Everything after the settings up to the driver: the same for every job.
 _BODY = r"""
 say() { echo "[$(date +%H:%M:%S)] $*"; }
 say "job $SLURM_JOB_ID: $NODES node(s) ($SLURM_JOB_NODELIST), head on $HEAD"
@@ -107,7 +111,10 @@ fi
 "$PYTHON" -m raysweep.slurm._job wait-nodes "$ADDRESS" --nodes "$NODES" \
   --timeout "$READY_TIMEOUT_S" "${WATCH[@]}"
 
-# -- the sweep -----------------------------------------------------------------------
+@DRIVER@"""
+
+#: The driver of a sweep file: ``raysweep run``, resuming the experiment if it exists.
+_SWEEP = r"""# -- the sweep -----------------------------------------------------------------------
 # --resume auto: continue the experiment if it exists, else start it, so a job
 # submitted again (after a cancel, the time limit, a requeue) goes on from there.
 say "running the sweep; the experiment is $STORE"
@@ -122,28 +129,66 @@ say "raysweep run ended with exit code $STATUS"
 exit "$STATUS"
 """
 
+#: The driver of a Python script (a gradient fit, or any Ray program): ``python SCRIPT``
+#: with ``RAY_ADDRESS`` naming the job's cluster.
+_SCRIPT = r"""# -- the script ----------------------------------------------------------------------
+# RAY_ADDRESS points ray.init(), and raysweep's RayOptimizer, at this job's cluster.
+# It runs in the folder the job was submitted from, as `python SCRIPT` would there.
+# To go on after a cancel, the time limit or a requeue, the script must store its run
+# on a shared filesystem and resume it: RayOptimizer(..., storage=..., resume="auto").
+say "running $SCRIPT in $PWD"
+export RAY_ADDRESS="$ADDRESS"
+# In the background, so that a SIGTERM reaches the trap while the script runs.
+"$PYTHON" "$SCRIPT" ${SCRIPT_ARGS[@]+"${SCRIPT_ARGS[@]}"} &
+DRIVER_PID=$!
+STARTED="$DRIVER_PID $STARTED"
+STATUS=0
+wait "$DRIVER_PID" || STATUS=$?
+say "$(basename "$SCRIPT") ended with exit code $STATUS"
+exit "$STATUS"
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SweepDriver:
+    """The job runs ``raysweep run CONFIG --resume auto``.
+
+    Attributes:
+        config: the sweep file, absolute.
+        store: the experiment folder, absolute (named in the header).
+        storage_flag: an absolute ``--storage`` for ``raysweep run``, if overridden.
+    """
+
+    config: Path
+    store: Path
+    storage_flag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptDriver:
+    """The job runs ``python SCRIPT ARGS...`` with ``RAY_ADDRESS`` set.
+
+    Attributes:
+        script: the Python file, absolute.
+        args: its command-line arguments.
+    """
+
+    script: Path
+    args: tuple[str, ...] = ()
+
 
 def script_text(
-    options: JobOptions,
-    *,
-    config: Path,
-    store: Path,
-    log: str,
-    job_name: str,
-    storage_flag: str | None,
+    options: JobOptions, driver: SweepDriver | ScriptDriver, *, log: str, job_name: str
 ) -> str:
-    """The whole script for checked ``options``.
+    """The whole script for checked ``options``, ending with ``driver``.
 
     Args:
-        config: the sweep file, absolute.
-        store: the experiment folder, absolute (named in the log).
         log: the ``--output`` path (with ``%j``).
         job_name: the Slurm job name.
-        storage_flag: an absolute ``--storage`` for ``raysweep run``, if overridden.
     """
     q = shlex.quote
     parts = [
-        _header(options, config, store, log),
+        _header(options, driver, log),
         "\n".join(_sbatch_lines(options, log, job_name)),
         "",
         "set -eo pipefail",
@@ -151,14 +196,25 @@ def script_text(
     if options.setup:
         parts += ["", "# -- setup (from --setup) " + "-" * 59, *options.setup]
     cpus = str(options.cpus_per_node) if options.cpus_per_node else '""'
+    if isinstance(driver, SweepDriver):
+        what = [f"CONFIG={q(str(driver.config))}", f"STORE={q(str(driver.store))}"]
+        tail = _SWEEP.replace(
+            "@DRIVER_ARGS@", f" --storage {q(driver.storage_flag)}" if driver.storage_flag else ""
+        )
+    else:
+        what = [
+            f"SCRIPT={q(str(driver.script))}",
+            "# The script's arguments.",
+            f"SCRIPT_ARGS=({' '.join(q(a) for a in driver.args)})",
+        ]
+        tail = _SCRIPT
     parts += [
         "",
         "# -- settings " + "-" * 71,
         ': "${SLURM_JOB_ID:?submit this script with sbatch}"',
         "set -u",
         f"PYTHON={q(options.python)}",
-        f"CONFIG={q(str(config))}",
-        f"STORE={q(str(store))}",
+        *what,
         "# Seconds the Ray cluster may take to come up before the job gives up.",
         f"READY_TIMEOUT_S={options.ready_timeout_s:g}",
         "NODES=$SLURM_JOB_NUM_NODES",
@@ -176,35 +232,45 @@ def script_text(
     ]
     gpus = f" --num-gpus={options.gpu_count}" if options.gpu_count else ""
     srun_gpus = f" --gpus-per-node={options.gpus_per_node}" if options.gpus_per_node else ""
-    driver = f" --storage {q(storage_flag)}" if storage_flag else ""
     body = (
         _BODY.replace("@NUM_GPUS@", gpus)
         .replace("@SRUN_GPUS@", srun_gpus)
-        .replace("@DRIVER_ARGS@", driver)
+        .replace("@DRIVER@", tail)
     )
     text = "\n".join(parts) + "\n" + body
     _check_syntax(text)
     return text
 
 
-def _header(options: JobOptions, config: Path, store: Path, log: str) -> str:
-    return "\n".join(
-        [
-            "#!/bin/bash",
+def _header(options: JobOptions, driver: SweepDriver | ScriptDriver, log: str) -> str:
+    log_text = log.replace("%j", "<job id>").replace("%%", "%")
+    if isinstance(driver, SweepDriver):
+        what = [
             f"# A Ray cluster on {options.nodes} Slurm node(s) running one raysweep sweep.",
             f"# Written by raysweep {__version__} (`raysweep slurm`); edit it as you like.",
             "#",
-            f"#   sweep file:  {config}",
-            f"#   experiment:  {store}",
+            f"#   sweep file:  {driver.config}",
+            f"#   experiment:  {driver.store}",
             "#                (on a filesystem every node of the job sees)",
-            f"#   job log:     {log.replace('%j', '<job id>').replace('%%', '%')}",
+            f"#   job log:     {log_text}",
             "#",
             "# Submit it with `sbatch THIS_FILE`. Submitting it again after a cancel, the",
             "# time limit or a failure resumes the experiment: completed trials are kept,",
             "# interrupted ones run again.",
-            "#",
         ]
-    )
+    else:
+        what = [
+            f"# A Ray cluster on {options.nodes} Slurm node(s) running one Python script.",
+            f"# Written by raysweep {__version__} (`raysweep slurm`); edit it as you like.",
+            "#",
+            f"#   script:      {driver.script}",
+            f"#   job log:     {log_text}",
+            "#",
+            "# Submit it with `sbatch THIS_FILE` from the folder the script should run in.",
+            "# Submitting it again after a cancel, the time limit or a failure resumes a",
+            '# RayOptimizer(..., storage=..., resume="auto") from its last stored step.',
+        ]
+    return "\n".join(["#!/bin/bash", *what, "#"])
 
 
 def _sbatch_lines(options: JobOptions, log: str, job_name: str) -> list[str]:
