@@ -1,0 +1,49 @@
+"""``raysweep report``: an experiment as one self-contained HTML file.
+
+The figures are pure functions of the experiment's tables (:mod:`.figures`,
+:mod:`.params`, :mod:`.timeline`, :mod:`.gradient`), assembled per kind of
+experiment by :func:`build_sections`; the report (:func:`write_report`) and the
+dashboard (:mod:`raysweep.dashboard`) lay out the same sections. plotly is the
+optional ``report`` extra, imported on first use.
+
+Example:
+    >>> from raysweep.report import write_report
+    >>> write_report("runs/demo", "report.html")  # doctest: +SKIP
+    PosixPath('report.html')
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from raysweep.report._data import Section
+from raysweep.report.sections import ExperimentLike, build_sections, summary
+
+__all__ = ["ExperimentLike", "Section", "build_sections", "render", "summary", "write_report"]
+
+
+def render(exp: ExperimentLike) -> str:
+    """The report of ``exp`` as it stands, as HTML text."""
+    from raysweep.report.html import render_report
+
+    return render_report(exp.name, summary(exp), build_sections(exp))
+
+
+def write_report(source: str | os.PathLike[str] | Any, path: str | os.PathLike[str]) -> Path:
+    """Write the report of ``source`` (an experiment folder or URL, or an experiment
+    from ``raysweep.load``) to ``path``, replacing it in one step (a reader never sees
+    half a file). Works on a running experiment: it shows the state when read."""
+    import raysweep
+
+    exp = raysweep.load(source) if isinstance(source, str | os.PathLike) else source
+    text = render(exp)
+    out = Path(path)
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", delete=False
+    ) as fh:
+        fh.write(text)
+    os.replace(fh.name, out)
+    return out
