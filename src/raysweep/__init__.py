@@ -64,6 +64,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "Callback": "raysweep.sweep.callbacks",
     "Direction": "raysweep.objectives",
+    "Experiment": "raysweep.view",
     "ExperimentInfo": "raysweep.sweep.callbacks",
     "Metric": "raysweep.objectives",
     "Objectives": "raysweep.objectives",
@@ -78,6 +79,7 @@ _LAZY: dict[str, str] = {
     "TrialState": "raysweep.trial",
     "choice": "raysweep.sweep.space",
     "grid": "raysweep.sweep.space",
+    "load": "raysweep.view",
     "lograndint": "raysweep.sweep.space",
     "loguniform": "raysweep.sweep.space",
     "quniform": "raysweep.sweep.space",

@@ -7,7 +7,14 @@ takes them) or :func:`open_experiment` (an experiment's folder or URL, as
 
 from __future__ import annotations
 
-from raysweep.store._base import ExperimentStore, NewTrial, StepRecord, TrialUpdate
+from raysweep.store._base import (
+    Changes,
+    ExperimentStore,
+    NewTrial,
+    ReadPosition,
+    StepRecord,
+    TrialUpdate,
+)
 from raysweep.store._heartbeat import (
     HEARTBEAT_KEY,
     STALE_AFTER,
@@ -26,11 +33,13 @@ __all__ = [
     "HEARTBEAT_KEY",
     "SCHEMA_VERSION",
     "STALE_AFTER",
+    "Changes",
     "DriverState",
     "DriverVerdict",
     "ExperimentStore",
     "Location",
     "NewTrial",
+    "ReadPosition",
     "SQLiteStore",
     "StepRecord",
     "TrialUpdate",

@@ -15,7 +15,7 @@ from typing import Any
 
 from raysweep.trial import Trial, TrialState
 
-__all__ = ["ExperimentStore", "NewTrial", "StepRecord", "TrialUpdate"]
+__all__ = ["Changes", "ExperimentStore", "NewTrial", "ReadPosition", "StepRecord", "TrialUpdate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,47 @@ class StepRecord:
     data: Mapping[str, Any]
     time: float
     checkpoint: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPosition:
+    """Where a reader's last :meth:`ExperimentStore.read_changes` left off.
+
+    Opaque to readers: they hand it back on their next call. ``None`` fields
+    mean "unknown": the next read is a complete one.
+
+    Attributes:
+        generation: what tells this stored experiment from another one put at the
+            same place later; a different one means the reader starts again.
+        trials: the change number of the newest trial change seen.
+        events: the id of the newest event seen.
+        step: the newest gradient step seen.
+        version: the store's own "has anything changed" token.
+    """
+
+    generation: Any = None
+    trials: int | None = None
+    events: int | None = None
+    step: int | None = None
+    version: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What :meth:`ExperimentStore.read_changes` returns: one consistent state.
+
+    ``complete``: these are ALL trials, steps and events (replace what you hold);
+    otherwise only the trials that are new or changed (each whole, with all its
+    reports), and the steps and events after the position read from. ``meta``
+    always holds every key asked for (``None`` where unset).
+    """
+
+    position: ReadPosition
+    complete: bool
+    trials: tuple[Trial, ...] = ()
+    steps: tuple[StepRecord, ...] = ()
+    events: tuple[dict[str, Any], ...] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ExperimentStore(abc.ABC):
@@ -144,6 +185,30 @@ class ExperimentStore(abc.ABC):
     @abc.abstractmethod
     def latest_checkpoint(self) -> StepRecord | None:
         """The last stored step with its checkpoint, or ``None`` before the first."""
+
+    # -- readers ------------------------------------------------------------------
+    def read_changes(
+        self, since: ReadPosition | None, meta_keys: Sequence[str] = ()
+    ) -> Changes | None:
+        """What changed since ``since`` (everything when ``None``), read in one
+        consistent state; ``None`` when nothing changed at all.
+
+        What ``raysweep.load(...).refresh()`` and ``raysweep status --watch`` call.
+        This default reads everything every time (``complete``); a store that can
+        tell what changed (SQLite) reads only that.
+        """
+        return Changes(
+            position=ReadPosition(),
+            complete=True,
+            trials=tuple(self.trials()),
+            steps=tuple(self.steps()),
+            events=tuple(self.events()),
+            meta={key: self.get_meta(key) for key in meta_keys},
+        )
+
+    def address(self) -> str:
+        """The URL (or path) that opens this experiment again."""
+        return self.describe()
 
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release the connection."""

@@ -13,6 +13,7 @@ before anything starts; the :class:`Location` it returns does the disk work.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import stat
@@ -299,6 +300,29 @@ def open_experiment(
                 raise ExperimentNotFoundError(
                     f"{given} holds experiments rather than being one; pass one of: {shown}{more}"
                 )
+        if not is_file and not given.exists():
+            raise ExperimentNotFoundError(_not_there(given))
     except PermissionError:
         raise StoreError(f"cannot look into {given}: permission denied") from None
     return SQLiteStore.open(given, readonly=readonly)
+
+
+def _not_there(given: Path) -> str:
+    """Why nothing is at ``given``, with the experiments beside it named like it."""
+    parent = given.parent
+    if not parent.is_dir():
+        return f"no experiment found at {given}: there is no folder {parent}"
+    names = sorted(p.name for p in parent.iterdir() if _holds_experiment(p))
+    close = difflib.get_close_matches(given.name, names, n=3, cutoff=0.6)
+    if close:
+        shown = " or ".join(os.path.join(str(parent), n) for n in close)
+        return f"no experiment found at {given}: no such folder; did you mean {shown}?"
+    return f"no experiment found at {given}: no such folder"
+
+
+def _holds_experiment(folder: Path) -> bool:
+    """Whether ``folder`` holds an experiment; ``False`` where this user may not look."""
+    try:
+        return SQLiteStore.exists(folder)
+    except StoreError:
+        return False

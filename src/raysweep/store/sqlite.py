@@ -142,6 +142,9 @@ class SQLiteStore(ExperimentStore):
     def describe(self) -> str:
         return str(self.path)
 
+    def address(self) -> str:
+        return self.path.parent.absolute().as_uri()
+
     # -- opening ------------------------------------------------------------------
     @staticmethod
     def db_path(directory: str | os.PathLike[str]) -> Path:
