@@ -68,6 +68,16 @@ class UnitHost:
     def ping(self) -> int:
         return os.getpid()
 
+    def node(self) -> str:
+        """The Ray node id this host runs on (asked once, when it starts)."""
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+
+    def adopt(self, payloads: Mapping[str, bytes]) -> None:
+        """Take on more units: those of a host lost with its node."""
+        self._payloads.update(payloads)
+
     def simulate(self, name: str, params: Any, state: Any) -> tuple[Any, ...]:
         simulator: Simulator = self._unit(name)
         start = time.perf_counter()

@@ -6,7 +6,10 @@ many, with which resources, and which units each runs). A unit therefore runs
 in the same process every step, so its imports and JIT-compiled code are paid
 for once, whatever its resource hints. Hosts hold caches only: the driver keeps
 params, optimizer state and simulator states, so a host that dies is simply
-started again and its calls re-run.
+started again and its calls re-run. A host lost with its *node* is not started
+again (the plan counted on that node's resources, and a new host would wait for
+them forever): its units move to the live hosts of its group, see
+:meth:`Executor._lost`.
 
 A call to a unit is an actor call named after the unit (the name the Ray
 dashboard shows). A simulator call has one return per exposed observable plus a
@@ -28,6 +31,7 @@ from typing import Any
 import ray
 from ray import cloudpickle
 from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raysweep.errors import RaysweepError, SpecError
 from raysweep.gradient._host import ObjectiveDone, SimulatorDone, UnitHost
@@ -191,11 +195,28 @@ class _Lost:
     message: str
 
 
+@ray.remote(num_cpus=0, max_retries=0)
+def _probe() -> bool:
+    return True
+
+
+def _node_alive(node_id: str) -> bool:
+    """Whether a node still runs: a probe pinned to it returns, or fails once Ray
+    declares the node dead (within its health-check time-out; no guess here)."""
+    strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    try:
+        return bool(ray.get(_probe.options(scheduling_strategy=strategy).remote()))
+    except RayError:
+        return False
+
+
 @dataclass(slots=True)
 class _Host:
     plan: HostPlan
     label: str
+    group: str = ""  # hosts made with the same options share it
     handle: Any = None
+    node: Any = None  # a ref to the Ray node id the host runs on, once it is up
     incarnation: int = 0
     culprits: dict[int, int] = field(default_factory=dict)  # dead incarnation -> running call
     methods: dict[str, Any] = field(default_factory=dict)  # unit -> bound, named method
@@ -227,11 +248,10 @@ class Executor:
         groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
         for unit in units:
             host_options = _host_options(options[unit.name])
-            key = repr(sorted((k, repr(v)) for k, v in host_options.items()))
-            groups.setdefault(key, (host_options, []))[1].append(unit.name)
+            groups.setdefault(_group_key(host_options), (host_options, []))[1].append(unit.name)
         self._free = _free_resources()
         self.hosts = [
-            _Host(plan, _label(plan.units))
+            _Host(plan, _label(plan.units), _group_key(plan.options))
             for plan in plan_hosts(list(groups.values()), self._free)
         ]
         self._home = {name: host for host in self.hosts for name in host.plan.units}
@@ -246,13 +266,17 @@ class Executor:
         host.handle = _host_remote.options(**options, name=name, namespace=self._namespace).remote(
             host.label, {u: self._payloads[u] for u in host.plan.units}, task_env(options)
         )
+        host.node = host.handle.node.remote()
         host.methods = {}
         for unit in host.plan.units:
-            if unit in self._exposes:
-                returns = len(self._exposes[unit]) + 1
-                host.methods[unit] = host.handle.simulate.options(name=unit, num_returns=returns)
-            else:
-                host.methods[unit] = host.handle.compute.options(name=unit)
+            self._bind(host, unit)
+
+    def _bind(self, host: _Host, unit: str) -> None:
+        if unit in self._exposes:
+            returns = len(self._exposes[unit]) + 1
+            host.methods[unit] = host.handle.simulate.options(name=unit, num_returns=returns)
+        else:
+            host.methods[unit] = host.handle.compute.options(name=unit)
 
     def _track(self, ref: Any, unit: str, siblings: Sequence[Any] = ()) -> None:
         host = self._home[unit]
@@ -331,9 +355,49 @@ class Executor:
             )
             _kill(host.handle)
             host.incarnation += 1
-            self._start(host)
+            node = self._lost_node(host)
+            others = [
+                h
+                for h in self.hosts
+                if h is not host and h.group == host.group and h.plan.units and h.handle
+            ]
+            if node is not None:
+                others = [h for h in others if self._node_of(h) != node]
+            if node is not None and others:
+                self._move_units(host, others)
+            else:
+                self._start(host)
         counts = call.seq == host.culprits[call.incarnation]
-        return TaskFailed(f"{message}; started again", retryable=True, counts=counts)
+        again = "started again" if host.plan.units else "moved to the surviving nodes"
+        return TaskFailed(f"{message}; {again}", retryable=True, counts=counts)
+
+    def _node_of(self, host: _Host) -> str | None:
+        """The node a host runs on, if it said so already."""
+        ready, _ = ray.wait([host.node], timeout=0) if host.node is not None else ([], [])
+        if not ready:
+            return None
+        try:
+            return str(ray.get(ready[0]))
+        except RayError:
+            return None
+
+    def _lost_node(self, host: _Host) -> str | None:
+        """The node of a dead host, if that node is gone too; ``None`` if it lives or
+        the host died before it said where it ran."""
+        node = self._node_of(host)
+        return None if node is None or _node_alive(node) else node
+
+    def _move_units(self, host: _Host, others: Sequence[_Host]) -> None:
+        """Deal a host's units over ``others`` (live hosts of its group), for good."""
+        for i, unit in enumerate(host.plan.units):
+            target = others[i % len(others)]
+            target.handle.adopt.remote({unit: self._payloads[unit]})
+            target.plan = HostPlan(target.plan.options, (*target.plan.units, unit))
+            self._bind(target, unit)
+            self._home[unit] = target
+        host.plan = HostPlan(host.plan.options, ())
+        host.handle = None
+        host.methods = {}
 
     def close(self, settle: bool) -> None:
         """End every host; let no failed call print "Unhandled error" later.
@@ -342,7 +406,8 @@ class Executor:
             settle: also wait (briefly) until Ray shows the hosts' resources free
                 again, so a run started next sees them (not needed before shutdown).
         """
-        for host in self.hosts:
+        hosts = [host for host in self.hosts if host.handle is not None]
+        for host in hosts:
             _kill(host.handle)
         calls = list(self._calls.items())
         self._calls.clear()
@@ -355,7 +420,7 @@ class Executor:
                     ray.get(ref, timeout=0)
                 except Exception:  # failed, or killed with its host: its siblings are errors
                     _consume(call.siblings)
-            pings = [host.handle.ping.remote() for host in self.hosts]
+            pings = [host.handle.ping.remote() for host in hosts]
             ray.wait(pings, num_returns=len(pings), timeout=_CLOSE_WAIT_S)  # fail once dead
             if settle:
                 self._settle()
@@ -371,6 +436,11 @@ class Executor:
             if all(sum(n.get(k, 0.0) for n in free) >= v - 1e-6 for k, v in wanted.items()):
                 return
             time.sleep(0.01)
+
+
+def _group_key(options: Mapping[str, Any]) -> str:
+    """Hosts made with equal options are one group: they can run each other's units."""
+    return repr(sorted((k, repr(v)) for k, v in options.items()))
 
 
 def _lines(exc: BaseException) -> list[str]:
