@@ -80,9 +80,9 @@ def test_v1_opened_for_writing_is_migrated(tmp_path: Path) -> None:
     assert dict(_raw(db, "SELECT trial_id, queued_at FROM trials WHERE trial_id < 6")) == started
 
 
-@pytest.mark.parametrize("name", ["v1-gradient", "v1-sweep", "v2-sweep"])
+@pytest.mark.parametrize("name", ["v1-gradient", "v1-sweep", "v2-sweep", "v3-sweep"])
 def test_migrated_schema_equals_a_new_one(tmp_path: Path, name: str) -> None:
-    """A migrated v1 or v2 file has exactly the tables, columns and indexes of a new store."""
+    """A migrated v1, v2 or v3 file has exactly the tables, columns and indexes of a new store."""
     old = old_experiment(tmp_path, name)
     locate(tmp_path / "runs", name).open().close()
     locate(tmp_path / "runs", "new").create({"name": "new"}).close()

@@ -121,9 +121,9 @@ def test_v2_opened_for_writing_is_migrated(tmp_path: Path) -> None:
     finally:
         store.close()
     assert _raw(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    assert _columns(db)[-1] == "parent_id"
+    assert _columns(db)[-2:] == ["parent_id", "changed"]
     assert _counts(db) == counts
-    assert _raw(db, "SELECT * FROM trials ORDER BY trial_id") == [(*row, None) for row in trials]
+    assert _raw(db, "SELECT * FROM trials ORDER BY trial_id") == [(*row, None, 0) for row in trials]
     assert _raw(db, "SELECT * FROM reports ORDER BY trial_id, seq") == reports
     assert _raw(db, "SELECT * FROM events ORDER BY id") == events
     assert _raw(db, "SELECT * FROM meta ORDER BY key") == meta

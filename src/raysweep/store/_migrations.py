@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: The version :data:`SCHEMA` is; files of a higher one are refused.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: The schema of a new store (version :data:`SCHEMA_VERSION`). Columns added by a
 #: migration go last, so that a migrated and a new table look the same.
@@ -50,9 +50,11 @@ CREATE TABLE IF NOT EXISTS trials (
     node TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     queued_at REAL,
-    parent_id INTEGER
+    parent_id INTEGER,
+    changed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS trials_by_state ON trials (state);
+CREATE INDEX IF NOT EXISTS trials_by_change ON trials (changed);
 CREATE TABLE IF NOT EXISTS reports (
     trial_id INTEGER NOT NULL,
     seq INTEGER NOT NULL,
@@ -101,10 +103,20 @@ def _add_parent_id(cur: sqlite3.Cursor) -> None:
     cur.execute("ALTER TABLE trials ADD COLUMN parent_id INTEGER")
 
 
+def _add_changed(cur: sqlite3.Cursor) -> None:
+    # Readers (raysweep.load, status --watch) read only the trials changed since
+    # their last read: every commit that writes a trial stamps it with a number
+    # above all stamps so far. Rows written before carry 0, which a reader's
+    # first, complete read covers.
+    cur.execute("ALTER TABLE trials ADD COLUMN changed INTEGER NOT NULL DEFAULT 0")
+    cur.execute("CREATE INDEX IF NOT EXISTS trials_by_change ON trials (changed)")
+
+
 #: Ordered: entry ``i`` goes from version ``i + 1`` to ``i + 2``.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "trials.queued_at (backfilled with started_at)", _add_queued_at),
     Migration(2, "trials.parent_id (lineage of exploited trials; empty)", _add_parent_id),
+    Migration(3, "trials.changed (the commit that last wrote a trial, for readers)", _add_changed),
 )
 
 

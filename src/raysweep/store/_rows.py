@@ -24,6 +24,7 @@ __all__ = [
     "dumps",
     "json_object",
     "loads",
+    "next_change",
     "row_to_trial",
     "trial_state",
 ]
@@ -109,10 +110,18 @@ def row_to_trial(path: Path, row: Sequence[Any], reports: Sequence[Mapping[str, 
     )
 
 
-def apply_update(cur: sqlite3.Cursor, u: TrialUpdate) -> None:
-    """Write one :class:`TrialUpdate` inside the caller's transaction."""
-    sets: list[str] = []
-    args: list[Any] = []
+def next_change(cur: sqlite3.Cursor) -> int:
+    """The change number of the commit under way: above every trial's ``changed``, so
+    a reader that saw number ``n`` finds every trial written since by ``changed > n``
+    (one writer at a time: the transaction holds the write lock)."""
+    return int(cur.execute("SELECT COALESCE(MAX(changed), 0) + 1 FROM trials").fetchone()[0])
+
+
+def apply_update(cur: sqlite3.Cursor, u: TrialUpdate, change: int) -> None:
+    """Write one :class:`TrialUpdate` inside the caller's transaction, stamping the
+    trial with the commit's ``change`` number (see :func:`next_change`)."""
+    sets: list[str] = ["changed = ?"]
+    args: list[Any] = [change]
     if u.state is not None:
         sets.append("state = ?")
         args.append(u.state.value)
@@ -134,10 +143,9 @@ def apply_update(cur: sqlite3.Cursor, u: TrialUpdate) -> None:
         if value is not None:
             sets.append(f"{name} = ?")
             args.append(value)
-    if sets:
-        cur.execute(f"UPDATE trials SET {', '.join(sets)} WHERE trial_id = ?", (*args, u.trial_id))
-        if cur.rowcount != 1:
-            raise RaysweepError(f"cannot update trial {u.trial_id}: no such trial")
+    cur.execute(f"UPDATE trials SET {', '.join(sets)} WHERE trial_id = ?", (*args, u.trial_id))
+    if cur.rowcount != 1:
+        raise RaysweepError(f"cannot update trial {u.trial_id}: no such trial")
     if u.replace_reports:
         cur.execute("DELETE FROM reports WHERE trial_id = ?", (u.trial_id,))
     if u.reports:

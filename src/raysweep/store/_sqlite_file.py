@@ -139,9 +139,9 @@ def connect_writable(path: Path) -> sqlite3.Connection:
 def connect_readonly(path: Path) -> tuple[sqlite3.Connection, Path | None, str]:
     """A connection that reads ``path`` and never writes it, its ``-wal`` or its folder
     (except the ``-shm`` index a live writer on this host already shares with its
-    readers); the file to watch when it is immutable (it does not see later
-    changes: whoever holds it must reconnect once :func:`file_stamp` of that file
-    changes), else ``None``; and what it reads: ``"file"`` (no writer), ``"live"``
+    readers); the file to watch when the connection is immutable or a copy (it does
+    not see later changes: whoever holds it must reconnect once :func:`file_stamp`
+    of that file changes), else ``None``; and what it reads: ``"file"`` (no writer), ``"live"``
     (a writer on this host), ``"snapshot"`` (a writer on another host: its
     published ``snapshot.db``, see ``_shared.py``) or ``"copy"``.
 
@@ -160,7 +160,7 @@ def connect_readonly(path: Path) -> tuple[sqlite3.Connection, Path | None, str]:
             return conn, snapshot, "snapshot"
         # The writer has not published yet (it does on its first commit): a private
         # copy of the file and its log, checked for changes while it was taken.
-        return _private_copy(path), None, "copy"
+        return _private_copy(path), path, "copy"
     uri = path.absolute().as_uri()
     if not live:
         # Nobody has it open: read it as an unchanging file, without locks or -shm.
@@ -174,7 +174,7 @@ def connect_readonly(path: Path) -> tuple[sqlite3.Connection, Path | None, str]:
         # This user cannot open or create the -shm index beside the file (someone
         # else's run, a read-only folder): read a private copy instead.
         conn.close()
-        return _private_copy(path), None, "copy"
+        return _private_copy(path), path, "copy"
     except sqlite3.Error as exc:
         conn.close()
         raise sqlite_error(path, exc) from None
@@ -204,10 +204,10 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def file_stamp(path: Path) -> tuple[tuple[int, int] | None, bool]:
-    """What changes when a writer opens or writes ``path``: its size and mtime, and
-    whether a ``-wal`` is beside it."""
-    return _stamp(path), wal_path(path).exists()
+def file_stamp(path: Path) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """What changes when a writer opens or writes ``path``: the size and mtime of
+    the file and of the ``-wal`` beside it (``None`` where there is none)."""
+    return _stamp(path), _stamp(wal_path(path))
 
 
 def _private_copy(path: Path) -> sqlite3.Connection:

@@ -31,14 +31,23 @@ from raysweep.errors import (
     StoreWriteError,
 )
 from raysweep.store import _migrations as migrations
-from raysweep.store._base import ExperimentStore, NewTrial, StepRecord, TrialUpdate
+from raysweep.store._base import (
+    Changes,
+    ExperimentStore,
+    NewTrial,
+    ReadPosition,
+    StepRecord,
+    TrialUpdate,
+)
 from raysweep.store._migrations import SCHEMA, SCHEMA_VERSION, TABLES, check_version
+from raysweep.store._reader import read_changes
 from raysweep.store._rows import (
     TRIAL_COLUMNS,
     apply_update,
     dumps,
     json_object,
     loads,
+    next_change,
     row_to_trial,
     trial_state,
 )
@@ -116,20 +125,40 @@ class SQLiteStore(ExperimentStore):
         'demo'
     """
 
-    __slots__ = ("_conn", "_publisher", "_watch", "_watched", "path", "readonly", "source")
+    __slots__ = (
+        "_conn",
+        "_epoch",
+        "_native",
+        "_publisher",
+        "_released",
+        "_watch",
+        "_watched",
+        "path",
+        "readonly",
+        "source",
+    )
 
     def __init__(
         self,
         path: Path,
         conn: sqlite3.Connection,
         readonly: bool,
-        watch: tuple[tuple[int, int] | None, bool] | None = None,
+        watch: tuple[tuple[int, int] | None, tuple[int, int] | None] | None = None,
         watched: Path | None = None,
         source: str = "live",
+        native: bool = True,
     ) -> None:
         self.path = path
         self._conn = conn
         self.readonly = readonly
+        #: Whether the file itself has the current schema (not a migrated copy), so
+        #: its change numbers tell a reader what changed (:meth:`read_changes`).
+        self._native = native
+        #: How many times this reader connected afresh (a new copy or snapshot).
+        self._epoch = 0
+        #: A reader of a live file closed its connection after a read (see
+        #: :meth:`read_changes`); the next read connects again.
+        self._released = False
         #: For an immutable reader: the stamp of the file it reads when it was opened.
         self._watch = watch
         self._watched = watched or path
@@ -227,9 +256,9 @@ class SQLiteStore(ExperimentStore):
         copy in memory. For writing, an older schema is migrated in place, in one
         transaction.
 
-        A read-only store sees what writers commit later, except when it had to
-        read a copy (an older schema, or a folder where this user cannot share
-        the writer's ``-shm``): then it reads the experiment as it was when opened.
+        A read-only store sees what writers commit later; where it had to read a
+        copy (an older schema, or a folder where this user cannot share the
+        writer's ``-shm``) it takes a new copy once the file has changed.
         """
         watch, watched, source = None, None, "live"
         if readonly:
@@ -250,7 +279,9 @@ class SQLiteStore(ExperimentStore):
             if readonly and version < SCHEMA_VERSION:
                 copy = memory_copy(conn)
                 conn.close()
-                conn, watch, source = copy, None, "copy"
+                conn, source = copy, "copy"
+                watched = watched or path  # read again once the file changes
+                watch = file_stamp(watched)
             if not readonly:
                 # Only after the file proved to be ours: this pragma may write it.
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -263,16 +294,29 @@ class SQLiteStore(ExperimentStore):
         except BaseException:
             conn.close()
             raise
-        return cls(path, conn, readonly=readonly, watch=watch, watched=watched, source=source)
+        native = version == SCHEMA_VERSION
+        return cls(
+            path,
+            conn,
+            readonly=readonly,
+            watch=watch,
+            watched=watched,
+            source=source,
+            native=native,
+        )
 
     def _db(self) -> sqlite3.Connection:
-        """The connection to read from; an immutable reader reconnects once a writer
-        has opened or changed the file since (else it would read stale pages)."""
-        if self._watch is not None and file_stamp(self._watched) != self._watch:
+        """The connection to read from; an immutable reader, or one of a copy,
+        reconnects once a writer has opened or changed the file since (else it would
+        read stale pages), and a released one connects again."""
+        if self._released or (self._watch is not None and file_stamp(self._watched) != self._watch):
             fresh = SQLiteStore.open_file(self.path, readonly=True)
-            self._conn.close()
+            if not self._released:
+                self._conn.close()
             self._conn, self._watch = fresh._conn, fresh._watch
             self._watched, self.source = fresh._watched, fresh.source
+            self._native, self._released = fresh._native, False
+            self._epoch += 1
         return self._conn
 
     @staticmethod
@@ -341,7 +385,9 @@ class SQLiteStore(ExperimentStore):
                 db.execute("ROLLBACK")
 
     def close(self) -> None:
-        self._conn.close()  # the last close checkpoints the WAL into the file
+        if not self._released:
+            self._conn.close()  # the last close checkpoints the WAL into the file
+        self._released = False
         if self._publisher is not None:
             self._publisher.close()
             self._publisher = None
@@ -409,10 +455,11 @@ class SQLiteStore(ExperimentStore):
         if not new and not updates and not meta:
             return
         with self._transaction() as cur:
+            change = next_change(cur) if new or updates else 0
             if new:
                 cur.executemany(
                     "INSERT INTO trials (trial_id, state, config, created_at, queued_at, "
-                    "started_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "started_at, attempts, changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             t.trial_id,
@@ -422,12 +469,13 @@ class SQLiteStore(ExperimentStore):
                             t.queued_at,
                             t.started_at,
                             t.attempts,
+                            change,
                         )
                         for t in new
                     ],
                 )
             for update in updates:
-                apply_update(cur, update)
+                apply_update(cur, update, change)
             for key, value in (meta or {}).items():
                 self._put_meta(cur, key, value)
 
@@ -474,6 +522,25 @@ class SQLiteStore(ExperimentStore):
                     ).fetchone()[0]
                     trial_state(self.path, state, f"trial {tid}")
         return {TrialState(s): n for s, n in rows}
+
+    # -- readers ------------------------------------------------------------------
+    def read_changes(
+        self, since: ReadPosition | None, meta_keys: Sequence[str] = ()
+    ) -> Changes | None:
+        """See :meth:`ExperimentStore.read_changes` and ``_reader.py``.
+
+        A reader of a live file lets go of it after each read: an open connection,
+        even an idle one, would keep the writer from removing its ``-wal`` and
+        ``-shm`` when it closes. The next read connects again.
+        """
+        with self._snapshot("cannot read the experiment") as db:
+            changes = read_changes(
+                self.path, db, since, meta_keys, native=self._native, epoch=self._epoch
+            )
+        if self.readonly and self.source == "live":
+            self._conn.close()
+            self._released = True
+        return changes
 
     # -- gradient runs ------------------------------------------------------------
     def record_step(
