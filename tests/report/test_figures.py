@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from raysweep.objectives import Objectives
-from raysweep.report import figures, gradient, params, timeline
+from raysweep.plots import figures, gradient, params, timeline
 
 LOSS = Objectives.single("loss")
 T0 = pd.Timestamp("2025-01-01 12:00:00", tz="UTC")
@@ -69,7 +69,9 @@ def test_sections_without_data_say_why() -> None:
     assert figures.history(empty, LOSS).note == "no completed trial yet"
     assert figures.parallel_coordinates(empty, LOSS, ["x"]).figure is None
     ranked = params.importances(empty, LOSS)
-    assert ranked == f"importance needs ≥ {params.MIN_IMPORTANCE_TRIALS} completed trials, there are 0"
+    assert (
+        ranked == f"importance needs ≥ {params.MIN_IMPORTANCE_TRIALS} completed trials, there are 0"
+    )
     assert params.importance(ranked, LOSS).note == ranked
     assert figures.failed_table(empty).note == "no trial failed"
 

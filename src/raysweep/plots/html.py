@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from raysweep.report._data import Section
-from raysweep.report._plotly import plotly_js
+from raysweep.plots._data import Section
+from raysweep.plots._plotly import plotly_js
 
 __all__ = ["PAGE_STYLE", "figure_json", "render_report", "section_html"]
 

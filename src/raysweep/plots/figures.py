@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from raysweep.objectives import Direction, Objectives
-from raysweep.report._data import CONFIG, METRICS, Section, completed, finite, state_of
-from raysweep.report._plotly import go
+from raysweep.plots._data import CONFIG, METRICS, Section, completed, finite, state_of
+from raysweep.plots._plotly import go
 
 if TYPE_CHECKING:
     import pandas as pd

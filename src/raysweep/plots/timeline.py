@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from raysweep.report._data import Section, state_of, utc
-from raysweep.report._plotly import go
-from raysweep.report.figures import STATE_COLORS, layout
+from raysweep.plots._data import Section, state_of, utc
+from raysweep.plots._plotly import go
+from raysweep.plots.figures import STATE_COLORS, layout
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from raysweep.report._data import Section
-from raysweep.report._plotly import go
-from raysweep.report.figures import layout, plain
+from raysweep.plots._data import Section
+from raysweep.plots._plotly import go
+from raysweep.plots.figures import layout, plain
 
 if TYPE_CHECKING:
     import pandas as pd

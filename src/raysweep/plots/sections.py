@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from raysweep.objectives import Objectives
-from raysweep.report import figures, gradient, params, timeline
-from raysweep.report._data import Section, completed, config_names, state_of
+from raysweep.plots import figures, gradient, params, timeline
+from raysweep.plots._data import Section, completed, config_names, state_of
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,4 +1,7 @@
-"""``raysweep report``: an experiment as one self-contained HTML file.
+"""Figures of an experiment, and ``raysweep report``: one self-contained HTML file.
+
+(Not ``raysweep.report``: that name is the function a trial calls to report a
+metric, and a subpackage of that name would shadow it once imported.)
 
 The figures are pure functions of the experiment's tables (:mod:`.figures`,
 :mod:`.params`, :mod:`.timeline`, :mod:`.gradient`), assembled per kind of
@@ -7,7 +10,7 @@ dashboard (:mod:`raysweep.dashboard`) lay out the same sections. plotly is the
 optional ``report`` extra, imported on first use.
 
 Example:
-    >>> from raysweep.report import write_report
+    >>> from raysweep.plots import write_report
     >>> write_report("runs/demo", "report.html")  # doctest: +SKIP
     PosixPath('report.html')
 """
@@ -19,15 +22,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from raysweep.report._data import Section
-from raysweep.report.sections import ExperimentLike, build_sections, summary
+from raysweep.plots._data import Section
+from raysweep.plots.sections import ExperimentLike, build_sections, summary
 
 __all__ = ["ExperimentLike", "Section", "build_sections", "render", "summary", "write_report"]
 
 
 def render(exp: ExperimentLike) -> str:
     """The report of ``exp`` as it stands, as HTML text."""
-    from raysweep.report.html import render_report
+    from raysweep.plots.html import render_report
 
     return render_report(exp.name, summary(exp), build_sections(exp))
 

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from raysweep.errors import MissingExtraError
 from raysweep.objectives import Objectives
-from raysweep.report._data import CONFIG, METRICS, Section, completed, finite
-from raysweep.report._plotly import go, subplots
-from raysweep.report.figures import layout, plain
+from raysweep.plots._data import CONFIG, METRICS, Section, completed, finite
+from raysweep.plots._plotly import go, subplots
+from raysweep.plots.figures import layout, plain
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,0 +1,5 @@
+"""The headless browser of the dashboard tests (installed with apt where missing)."""
+
+from tests.report.browser import browser
+
+__all__ = ["browser"]
