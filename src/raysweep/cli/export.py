@@ -1,12 +1,20 @@
 """``raysweep export DIR``: an experiment as JSON or CSV, for notebooks and other tools.
 
-JSON holds everything (the stored spec, status, every trial with its reports,
-or every step of a gradient run); CSV is the flat table a spreadsheet or
-``pandas.read_csv`` wants, the same columns as :meth:`raysweep.Result.trials_dataframe`.
+``--what`` picks the table: ``trials`` (a sweep's default: one row per trial),
+``reports`` (the ``raysweep.report()`` series of a sweep, long: one row per
+trial, step and metric) or ``steps`` (a gradient run's default and only table:
+one row per step). JSON holds an ``experiment`` header (the stored spec, status,
+counts) and the rows, whole (trials with their config, metrics and reports;
+steps with their data); CSV is the flat table a spreadsheet or
+``pandas.read_csv`` wants, the same columns as ``raysweep.load(DIR)``'s
+``trials_dataframe()``, ``reports_dataframe()`` and ``steps_dataframe()``.
 For a sweep of several metrics each trial has ``pareto`` (true/false): whether it
 is on the Pareto front, since no single trial is "the best" there.
-The JSON is strict: NaN and infinities, which Python would write as invalid
-``NaN`` tokens, become ``null``.
+
+Times are ISO-8601 text in UTC with milliseconds
+(``2026-12-02T07:14:18.123+00:00``), never raw epoch numbers. The JSON is
+strict: NaN and infinities, which Python would write as invalid ``NaN`` tokens,
+become ``null``.
 """
 
 from __future__ import annotations
@@ -22,31 +30,26 @@ from typing import Any
 
 import click
 
-from raysweep.cli._format import checked_spec, flatten_scalars, spec_objectives
 from raysweep.errors import RaysweepError, SpecError
-from raysweep.store import ExperimentStore, open_experiment
-from raysweep.sweep.result import pareto_ids, trials_dataframe
+from raysweep.view import Experiment, load
+from raysweep.view._frames import TIME_COLUMNS, iso_time, report_rows
 
 __all__ = ["experiment_csv", "experiment_json", "export_command", "to_strict_json"]
 
-#: Columns of an empty sweep's CSV (a header is easier to consume than nothing).
-_EMPTY_COLUMNS = (
-    "trial_id",
-    "state",
-    "attempts",
-    "last_step",
-    "parent_id",
-    "node",
-    "queued_at",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "error",
-)
+#: What ``--what`` can name, and which kind of experiment has it.
+_TABLES = {"trials": "sweep", "reports": "sweep", "steps": "gradient"}
 
 
 @click.command("export")
 @click.argument("directory", metavar="DIR")
+@click.option(
+    "--what",
+    type=click.Choice(sorted(_TABLES)),
+    default=None,
+    help="The table: trials (one row per trial), reports (a sweep's report() series, one "
+    "row per trial, step and metric) or steps (a gradient run's) [default: trials; steps "
+    "for a gradient run].",
+)
 @click.option(
     "--format",
     "fmt",
@@ -60,23 +63,34 @@ _EMPTY_COLUMNS = (
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file instead of standard output.",
 )
-def export_command(directory: str, fmt: str | None, output: Path | None) -> None:
-    """Export an experiment's trials (or a gradient run's steps) as JSON or CSV.
+def export_command(directory: str, what: str | None, fmt: str | None, output: Path | None) -> None:
+    """Export an experiment's trials, report series or gradient steps as JSON or CSV.
 
-    DIR is the experiment folder (runs/NAME), its experiment.db, or a file:// URL. Safe to run
-    while the experiment is running.
+    DIR is the experiment folder (runs/NAME), its experiment.db, or a file:// URL. Times
+    are ISO-8601 in UTC. Safe to run while the experiment is running.
     """
     if fmt is None:
         fmt = "csv" if output is not None and output.suffix.lower() == ".csv" else "json"
-    store = open_experiment(directory)
-    try:
-        text = experiment_csv(store) if fmt == "csv" else to_strict_json(experiment_json(store))
-    finally:
-        store.close()
+    with load(directory) as exp:
+        if fmt == "csv":
+            text = experiment_csv(exp, what)
+        else:
+            text = to_strict_json(experiment_json(exp, what))
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
     else:
         write_output(output, text if text.endswith("\n") else text + "\n")
+
+
+def _table(exp: Experiment, what: str | None) -> str:
+    """The table ``--what`` names, checked against the kind of experiment."""
+    if what is None:
+        return "steps" if exp.kind == "gradient" else "trials"
+    if _TABLES[what] != exp.kind:
+        has = " or ".join(f"--what {w}" for w, kind in _TABLES.items() if kind == exp.kind)
+        called = "a gradient run" if exp.kind == "gradient" else "a sweep"
+        raise SpecError(f"--what {what}: {exp.name!r} is {called}, which has no {what}; use {has}")
+    return what
 
 
 def write_output(output: Path, text: str) -> None:
@@ -107,56 +121,62 @@ def write_output(output: Path, text: str) -> None:
         raise SpecError(f"--output {output}: cannot write the export: {why}") from None
 
 
-def experiment_json(store: ExperimentStore) -> dict[str, Any]:
-    """``{"experiment": {...}, "trials": [...]}``, or ``"steps"`` for a gradient run."""
-    spec = checked_spec(store)
-    experiment = dict(spec)
+def experiment_json(exp: Experiment, what: str | None = None) -> dict[str, Any]:
+    """``{"experiment": {...}, <table>: [...]}``: the header and the rows of ``what``."""
+    table = _table(exp, what)
+    experiment = exp.spec
+    meta = exp.meta
     experiment.update(
         {
-            "status": store.get_meta("status"),
-            "stop_reason": store.get_meta("stop_reason"),
-            "started_at": store.get_meta("started_at"),
+            "status": meta.get("status"),
+            "stop_reason": meta.get("stop_reason"),
+            "started_at": iso_time(meta.get("started_at")),
         }
     )
-    if spec.get("kind") == "gradient":
-        steps = [{"step": s.step, "time": s.time, **s.data} for s in store.steps()]
+    if exp.kind == "gradient":
+        steps = [{"step": s.step, "time": iso_time(s.time), **s.data} for s in exp.steps]
         return {"experiment": experiment, "steps": steps}
-    experiment["counts"] = {state.value: n for state, n in store.count_by_state().items()}
-    trials = store.trials()
-    rows = [t.to_dict() for t in trials]
-    front = pareto_ids(trials, spec_objectives(spec))
-    if front is not None:
-        for row, trial in zip(rows, trials, strict=True):
+    experiment["counts"] = {state.value: n for state, n in exp.counts().items()}
+    if table == "reports":
+        rows = [{**r, "time": iso_time(r["time"])} for r in report_rows(exp.trials)]
+        return {"experiment": experiment, "reports": rows}
+    front = {t.trial_id for t in exp.pareto_front} if _multi(exp) else None
+    trials = []
+    for trial in exp.trials:
+        row = trial.to_dict()
+        for key in TIME_COLUMNS & row.keys():
+            row[key] = iso_time(row[key])
+        row["intermediate"] = [
+            {**r, "time": iso_time(r["time"])} if "time" in r else r for r in row["intermediate"]
+        ]
+        if front is not None:
             row["pareto"] = trial.trial_id in front
-    return {"experiment": experiment, "trials": rows}
+        trials.append(row)
+    return {"experiment": experiment, "trials": trials}
 
 
-def experiment_csv(store: ExperimentStore) -> str:
+def _multi(exp: Experiment) -> bool:
+    return exp.objectives is not None and exp.objectives.multi
+
+
+def experiment_csv(exp: Experiment, what: str | None = None) -> str:
     """One row per trial (``config/<name>``, ``metrics/<name>`` columns, and ``pareto``
-    with several metrics), or one row per step of a gradient run (``loss``,
-    ``grad_norm``, ``losses/<objective>``, scalar ``params/...``, ``timings/...``)."""
-    import pandas as pd
-
-    spec = checked_spec(store)
-    if spec.get("kind") == "gradient":
-        rows = []
-        for record in store.steps():
-            row: dict[str, Any] = {"step": record.step, "time": record.time}
-            row.update(flatten_scalars(_without(record.data, "step", "time")))
-            rows.append(row)
-        frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["step", "time"])
+    with several metrics), per (trial, step, metric) of the reports, or per step of
+    a gradient run (``loss``, ``grad_norm``, ``losses/<objective>``, scalar
+    ``params/...``, ``timings/...``); times as ISO-8601 text."""
+    table = _table(exp, what)
+    if table == "steps":
+        frame = exp.steps_dataframe()
+    elif table == "reports":
+        frame = exp.reports_dataframe()
     else:
-        trials = store.trials()
-        objectives = spec_objectives(spec)
-        columns = [*_EMPTY_COLUMNS, *(["pareto"] if objectives.multi else [])]
-        frame = trials_dataframe(trials, objectives) if trials else pd.DataFrame(columns=columns)
+        frame = exp.trials_dataframe()
+    for column in frame.columns:
+        if column in TIME_COLUMNS:
+            frame[column] = [iso_time(v) for v in frame[column]]
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, lineterminator="\n")
     return buffer.getvalue()
-
-
-def _without(data: Mapping[str, Any], *keys: str) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if k not in keys}
 
 
 def to_strict_json(value: Any) -> str:

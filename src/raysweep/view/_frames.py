@@ -27,6 +27,7 @@ __all__ = [
     "TRIAL_COLUMNS",
     "flatten_scalars",
     "iso_time",
+    "report_rows",
     "reports_frame",
     "steps_frame",
     "trials_frame",
@@ -67,7 +68,9 @@ def iso_time(value: Any) -> str | None:
     """
     if value is None:
         return None
-    if isinstance(value, datetime):  # pandas.Timestamp is one; NaT is not
+    if isinstance(value, datetime):  # pandas.Timestamp is one, and so is NaT
+        if value != value:  # NaT, like NaN, is unequal to itself
+            return None
         return value.astimezone(UTC).isoformat(timespec="milliseconds")
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return datetime.fromtimestamp(value, tz=UTC).isoformat(timespec="milliseconds")
@@ -99,28 +102,32 @@ def trials_frame(trials: Sequence[Trial], objectives: Objectives | None) -> pd.D
     return _utc(trials_dataframe(trials, objectives))
 
 
-def reports_frame(trials: Sequence[Trial]) -> pd.DataFrame:
-    """The ``raysweep.report()`` series, long: one row per (trial, report, metric)
-    with :data:`REPORT_COLUMNS`, plus ``time`` (UTC) and ``time_total_s`` where the
-    reports carry them."""
-    import pandas as pd
-
-    rows: list[dict[str, Any]] = []
-    extra: list[str] = []
+def report_rows(trials: Sequence[Trial]) -> Iterator[dict[str, Any]]:
+    """The ``raysweep.report()`` series, one dict per (trial, report, metric):
+    :data:`REPORT_COLUMNS` plus ``time`` and ``time_total_s`` (Unix seconds,
+    seconds since the trial's start; ``None`` where a report lacks them)."""
     for trial in trials:
         for report in trial.intermediate:
-            for key in ("time", "time_total_s"):
-                if key in report and key not in extra:
-                    extra.append(key)
             for metric, value in report.items():
-                if metric in _REPORT_KEYS:
-                    continue
-                row = {"trial_id": trial.trial_id, "step": report.get("step")}
-                row.update(metric=metric, value=value)
-                row.update({key: report.get(key) for key in ("time", "time_total_s")})
-                rows.append(row)
-    columns = [*REPORT_COLUMNS, *(k for k in ("time", "time_total_s") if k in extra)]
-    frame = pd.DataFrame(rows, columns=columns)
+                if metric not in _REPORT_KEYS:
+                    yield {
+                        "trial_id": trial.trial_id,
+                        "step": report.get("step"),
+                        "metric": metric,
+                        "value": value,
+                        "time": report.get("time"),
+                        "time_total_s": report.get("time_total_s"),
+                    }
+
+
+def reports_frame(trials: Sequence[Trial]) -> pd.DataFrame:
+    """:func:`report_rows` as a table; ``time`` (UTC) and ``time_total_s`` only
+    where some report carries them."""
+    import pandas as pd
+
+    rows = list(report_rows(trials))
+    extra = [k for k in ("time", "time_total_s") if any(r[k] is not None for r in rows)]
+    frame = pd.DataFrame(rows, columns=[*REPORT_COLUMNS, *extra])
     frame["step"] = frame["step"].astype("Int64")  # a report may lack its step
     return _utc(frame)
 
