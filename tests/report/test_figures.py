@@ -226,3 +226,12 @@ def test_gradient_figures_pick_columns_by_prefix() -> None:
     assert [t.name for t in times] == ["sim.0", "sim.1", "whole step"]
     empty = steps.iloc[0:0]
     assert gradient.loss(empty).note == "no step stored yet"
+
+
+def test_importing_the_figures_keeps_raysweep_report_the_function() -> None:
+    """The figures live in ``raysweep.plots``: a package named ``raysweep.report`` would
+    shadow ``raysweep.report()`` (what trials call) once imported."""
+    import raysweep
+    import raysweep.plots  # the import is what is tested
+
+    assert callable(raysweep.report)
