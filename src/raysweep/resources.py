@@ -11,6 +11,8 @@ so both halves of raysweep schedule the same way.
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,6 +216,27 @@ def task_env(ray_options: Mapping[str, Any], gpu_memory: str | None = None) -> d
         env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = fraction
         env["RAYSWEEP_GPU_MEMORY_FRACTION"] = fraction
     return env
+
+
+def limit_torch_memory(env: Mapping[str, str]) -> None:
+    """Apply PyTorch's share of a shared GPU (``gpu_memory: share``) in this process.
+
+    PyTorch reads no variable for it, so the worker process that runs a trial or
+    a gradient unit calls this once, after setting :func:`task_env`'s variables;
+    it does nothing unless PyTorch is installed and sees a GPU. JAX reads its
+    variable by itself.
+    """
+    fraction = env.get("RAYSWEEP_GPU_MEMORY_FRACTION")
+    if fraction is None or os.environ.get("_RAYSWEEP_TORCH_LIMITED") == fraction:
+        return
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        for device in range(torch.cuda.device_count()):
+            torch.cuda.set_per_process_memory_fraction(float(fraction), device)
+    os.environ["_RAYSWEEP_TORCH_LIMITED"] = fraction
 
 
 #: The name mythos users know; the same class as :class:`Resources`.

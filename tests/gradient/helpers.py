@@ -125,6 +125,26 @@ class NaNObjective(Objective):
         return ObjectiveResult(loss=0.0, grads={"a": np.asarray(np.nan)})
 
 
+#: What GpuEnvObjective reports of its process's environment.
+GPU_ENV = (
+    "CUDA_VISIBLE_DEVICES",
+    "XLA_PYTHON_CLIENT_MEM_FRACTION",
+    "XLA_PYTHON_CLIENT_PREALLOCATE",
+    "RAYSWEEP_GPU_MEMORY_FRACTION",
+)
+
+
+class GpuEnvObjective(Objective):
+    """A zero loss whose aux is the GPU-related environment of its host process."""
+
+    def compute(self, params: Any, observables: Mapping[str, Any]) -> ObjectiveResult | NotReady:
+        return ObjectiveResult(
+            loss=0.0,
+            grads={"a": np.asarray(0.0)},
+            aux={key: os.environ.get(key) for key in GPU_ENV},
+        )
+
+
 class FlakySim(Simulator):
     """Raises on its first ``fail_times`` runs in a worker process, keyed by marker files."""
 

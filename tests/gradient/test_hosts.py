@@ -16,7 +16,9 @@ from raysweep.gradient import OptimizerOutput, RayOptimizer, SchedulerHints
 from raysweep.store import SQLiteStore
 from tests.conftest import process_ended, wait_until
 from tests.gradient.helpers import (
+    GPU_ENV,
     EchoSim,
+    GpuEnvObjective,
     PidObjective,
     PidSim,
     QuadraticObjective,
@@ -168,3 +170,31 @@ def test_task_options_that_need_a_fresh_process_per_call_are_refused() -> None:
     opt = RayOptimizer(sims, objs, optax.sgd(0.1), remote_options_default={"max_calls": 1})
     with pytest.raises(SpecError, match=r"s\.0: task options \['max_calls'\] do not apply"):
         opt.run(START, n_steps=1)
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (
+            "share",
+            {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.225", "RAYSWEEP_GPU_MEMORY_FRACTION": "0.225"},
+        ),
+        ("grow", {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}),
+        (None, {}),
+    ],
+)
+def test_gpu_memory_hint_sets_the_limits_in_the_units_process(
+    policy: str | None, expected: dict[str, str]
+) -> None:
+    """A unit on a quarter GPU with ``gpu_memory`` gets JAX's (and PyTorch's) limit in
+    its host process, and Ray's CUDA_VISIBLE_DEVICES; without the hint, no limit."""
+    sims = EchoSim.create_n(1, name="s")
+    obj = GpuEnvObjective(
+        name="env",
+        required_observables=[sims[0].observable("value")],
+        scheduler_hints=SchedulerHints(num_cpus=0.5, num_gpus=0.25, gpu_memory=policy),
+    )
+    out = RayOptimizer(sims, [obj], optax.sgd(0.1)).run(START, n_steps=1)
+    env = out.history[0]["aux"]["env"]
+    assert env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert {k: v for k, v in env.items() if v is not None and k in GPU_ENV[1:]} == expected

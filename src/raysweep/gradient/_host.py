@@ -21,6 +21,7 @@ from typing import Any
 
 from raysweep.errors import SpecError
 from raysweep.gradient.units import NotReady, Objective, ObjectiveResult, Simulator
+from raysweep.resources import limit_torch_memory
 
 __all__ = ["ObjectiveDone", "SimulatorDone", "UnitHost"]
 
@@ -52,6 +53,7 @@ class UnitHost:
     def __init__(self, label: str, payloads: Mapping[str, bytes], env: Mapping[str, str]) -> None:
         # Before any unit is unpickled, so libraries read it when they load.
         os.environ.update(env)
+        limit_torch_memory(env)
         self._label = label
         self._payloads = dict(payloads)
         self._units: dict[str, Any] = {}

@@ -215,6 +215,7 @@ class _Host:
     plan: HostPlan
     label: str
     group: str = ""  # hosts made with the same options share it
+    gpu_memory: str | None = None  # the units' gpu_memory hint, part of the group
     handle: Any = None
     node: Any = None  # a ref to the Ray node id the host runs on, once it is up
     incarnation: int = 0
@@ -237,23 +238,32 @@ class Executor:
     Args:
         units: every simulator and objective of the run.
         options: unit name -> Ray task options (hints over the defaults).
+        gpu_memory: unit name -> its ``gpu_memory`` hint: how JAX and PyTorch in
+            its host take memory of a GPU it shares (see ``resources.task_env``).
     """
 
     def __init__(
-        self, units: Sequence[Simulator | Objective], options: Mapping[str, Mapping[str, Any]]
+        self,
+        units: Sequence[Simulator | Objective],
+        options: Mapping[str, Mapping[str, Any]],
+        gpu_memory: Mapping[str, str | None] | None = None,
     ) -> None:
         self._payloads = {unit.name: _freeze(unit) for unit in units}
         self._exposes = {u.name: tuple(type(u).exposes) for u in units if isinstance(u, Simulator)}
         self._namespace = f"raysweep-{uuid.uuid4().hex[:12]}"  # host names differ across runs
+        memory = dict(gpu_memory or {})
         groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        policy: dict[str, str | None] = {}
         for unit in units:
             host_options = _host_options(options[unit.name])
-            groups.setdefault(_group_key(host_options), (host_options, []))[1].append(unit.name)
+            key = _group_key(host_options, memory.get(unit.name))
+            groups.setdefault(key, (host_options, []))[1].append(unit.name)
+            policy[key] = memory.get(unit.name)
         self._free = _free_resources()
-        self.hosts = [
-            _Host(plan, _label(plan.units), _group_key(plan.options))
-            for plan in plan_hosts(list(groups.values()), self._free)
-        ]
+        self.hosts = []
+        for plan in plan_hosts(list(groups.values()), self._free):
+            key = _group_key(plan.options, memory.get(plan.units[0]))
+            self.hosts.append(_Host(plan, _label(plan.units), key, policy[key]))
         self._home = {name: host for host in self.hosts for name in host.plan.units}
         self._calls: dict[Any, _Call] = {}
         self._seq = 0
@@ -264,7 +274,9 @@ class Executor:
         options = dict(host.plan.options)
         name = host.label if not host.incarnation else f"{host.label} (restart {host.incarnation})"
         host.handle = _host_remote.options(**options, name=name, namespace=self._namespace).remote(
-            host.label, {u: self._payloads[u] for u in host.plan.units}, task_env(options)
+            host.label,
+            {u: self._payloads[u] for u in host.plan.units},
+            task_env(options, host.gpu_memory),
         )
         host.node = host.handle.node.remote()
         host.methods = {}
@@ -438,9 +450,10 @@ class Executor:
             time.sleep(0.01)
 
 
-def _group_key(options: Mapping[str, Any]) -> str:
-    """Hosts made with equal options are one group: they can run each other's units."""
-    return repr(sorted((k, repr(v)) for k, v in options.items()))
+def _group_key(options: Mapping[str, Any], gpu_memory: str | None) -> str:
+    """Hosts made with equal options (and GPU memory policy) are one group: they can
+    run each other's units."""
+    return repr((sorted((k, repr(v)) for k, v in options.items()), gpu_memory))
 
 
 def _lines(exc: BaseException) -> list[str]:

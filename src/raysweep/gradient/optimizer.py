@@ -225,9 +225,11 @@ class RayOptimizer:
         try:
             if first < n_steps:
                 started = rx.ensure_ray(self.address, self.runtime_env)
+                units: list[Simulator | Objective] = [*self.simulators, *self.objectives]
                 executor = rx.Executor(
-                    [*self.simulators, *self.objectives],
+                    units,
                     {unit: self._task_options(unit, started) for unit in self.options},
+                    {unit.name: unit.scheduler_hints.gpu_memory for unit in units},
                 )
                 engine = StepEngine(
                     slots,

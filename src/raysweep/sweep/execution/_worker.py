@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
 from raysweep.errors import TrialInterrupted, TrialPaused
+from raysweep.resources import limit_torch_memory
 from raysweep.sweep.reporting import ReportSink, TrialContext, to_metric_value, trial_context
 from raysweep.sweep.trial_files import TrialFiles
 
@@ -96,7 +97,7 @@ def execute_trial(
     """
     for key, value in (env or {}).items():
         os.environ[key] = value
-    _limit_torch_memory((env or {}).get("RAYSWEEP_GPU_MEMORY_FRACTION"))
+    limit_torch_memory(env or {})
     ctx = TrialContext(trial_id=trial_id, config=config, sink=sink, files=files)
     started = time.time()
     error: str | None = None
@@ -128,24 +129,6 @@ def execute_trial(
         "node": node or socket.gethostname(),
         "pid": os.getpid(),
     }
-
-
-def _limit_torch_memory(fraction: str | None) -> None:
-    """PyTorch's share of a GPU shared with other trials (``gpu_memory: share``).
-
-    PyTorch reads no variable for it, so it is set here, once per worker
-    process, if PyTorch is installed and sees a GPU; JAX reads its variable.
-    """
-    if fraction is None or os.environ.get("_RAYSWEEP_TORCH_LIMITED") == fraction:
-        return
-    try:
-        import torch
-    except ImportError:
-        return
-    if torch.cuda.is_available():
-        for device in range(torch.cuda.device_count()):
-            torch.cuda.set_per_process_memory_fraction(float(fraction), device)
-    os.environ["_RAYSWEEP_TORCH_LIMITED"] = fraction
 
 
 class _CappedLog(io.TextIOBase):
