@@ -12,7 +12,6 @@ so both halves of raysweep schedule the same way.
 from __future__ import annotations
 
 import os
-
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from raysweep._checks import describe, did_you_mean, expect_mapping, is_int, is_number
 from raysweep.errors import SpecError
 
-__all__ = ["Resources", "SchedulerHints", "task_env"]
+__all__ = ["Resources", "SchedulerHints", "limit_torch_memory", "task_env"]
 
 _FIELDS = ("num_cpus", "num_gpus", "mem_mb", "max_retries", "gpu_memory", "custom")
 _RESOURCE_KEYS = {
