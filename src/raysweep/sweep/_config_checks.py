@@ -448,6 +448,26 @@ def callbacks(value: Any, ctx: Context) -> tuple[Any, ...]:
     return tuple(items)
 
 
+def integrations(value: Any, ctx: Context) -> tuple[Any, ...]:
+    """Logging integrations by name, ``{name: mlflow, <option>: ...}``, or instances;
+    folder options of a sweep file's entries are read against its folder."""
+    from raysweep.integrations import make_integration
+
+    items = [value] if isinstance(value, str | Mapping) else value
+    if not isinstance(items, Sequence):
+        raise SpecError(
+            f"expected a list such as [tensorboard, {{name: mlflow}}], got {describe(value)}"
+        )
+    made = []
+    for item in items:
+        if isinstance(item, str | Mapping):
+            name, options = _named(item, "logging integration", "{name: tensorboard, logdir: tb}")
+            made.append(make_integration(name, options, base=ctx.base))
+        else:
+            made.append(make_integration(item))
+    return tuple(made)
+
+
 def backend(value: Any, ctx: Context) -> Any:
     from raysweep.sweep.execution import Backend
 

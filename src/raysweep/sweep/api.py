@@ -101,7 +101,9 @@ def execute(config: SweepConfig) -> Result:
         )
     location.check_writable()  # before Ray starts; writes nothing
     display = _display(config)
-    guard = CallbackGuard([*config.callbacks, *([display] if display else [])])
+    guard = CallbackGuard(
+        [*config.callbacks, *config.integrations, *([display] if display else [])]
+    )
     backend: Backend = config.backend
     if backend is None:
         from raysweep.sweep.execution.ray_backend import RayBackend

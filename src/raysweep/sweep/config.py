@@ -258,6 +258,12 @@ class SweepConfig:
         doc="raysweep.Callback instances told about every trial",
         check=checks.callbacks, default=(), **_INVOCATION, annotation="Sequence[Callback]",
     ))  # fmt: skip
+    integrations: tuple[Any, ...] = field(metadata=_option(
+        doc="logging integrations (raysweep.integrations), also as sweep-file entries: "
+        "'tensorboard', {name: mlflow, tracking_uri: ...}, {name: wandb, project: ...}",
+        check=checks.integrations, default=(), in_file=True, on_resume=OnResume.NOT_STORED,
+        annotation="Sequence[str | Mapping[str, Any] | LoggingCallback]",
+    ))  # fmt: skip
     verbose: int = field(metadata=_option(
         doc="0: no progress display; 1: the display (live on a terminal or in a notebook, "
         "a throttled line per trial in logs); 2: a line for every trial",
