@@ -68,7 +68,7 @@ def test_a_sweep_is_a_parent_run_with_a_nested_run_per_trial(uri: str, storage: 
         assert run.data.metrics["accuracy"] == pytest.approx(trial.metrics["accuracy"])
 
 
-def test_failed_and_pruned_trials_end_with_their_status(uri: str, storage: Path) -> None:
+def test_failed_trials_end_with_their_status(uri: str, storage: Path) -> None:
     """A failing trial's run is FAILED with the error as a tag."""
 
     def sometimes(config: dict[str, Any]) -> float:
