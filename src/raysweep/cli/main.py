@@ -31,6 +31,7 @@ from raysweep import __version__
 from raysweep.cli._format import display_path, format_config, format_value, shell_path
 from raysweep.cli.dashboard import dashboard_command
 from raysweep.cli.export import export_command
+from raysweep.cli.ls import ls_command
 from raysweep.cli.report import report_command
 from raysweep.cli.slurm import slurm_command
 from raysweep.cli.status import status_command
@@ -146,6 +147,7 @@ def cli(verbose: int) -> None:
     raysweep run sweep.yaml          run the sweep described in sweep.yaml
     raysweep status runs/NAME        what an experiment is doing or did
     raysweep export runs/NAME        its trials as JSON or CSV
+    raysweep ls [runs]               the experiments under a storage folder
     raysweep report runs/NAME        an HTML report (-o report.html), opens offline
     raysweep dashboard runs/NAME     a live web page of it on 127.0.0.1:8765
     raysweep slurm sweep.yaml -N 4   a Slurm batch script (--submit queues it)
@@ -331,6 +333,7 @@ def _print_summary(console: Console, result: Result) -> None:
 
 cli.add_command(status_command)
 cli.add_command(export_command)
+cli.add_command(ls_command)
 cli.add_command(report_command)
 cli.add_command(dashboard_command)
 cli.add_command(slurm_command)

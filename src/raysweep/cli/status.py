@@ -9,17 +9,20 @@ those *queued*: dispatched, but still waiting in the cluster's queue for
 resources (``started_at`` empty for :data:`~raysweep.sweep.execution.QUEUED_AFTER_S`
 or more), with how long they have waited.
 
-It opens the database read-only, so it can be run any number of times while a
-sweep or a gradient run is writing the same file (SQLite WAL readers never
-block the writer), and on folders this user may only read. For a "running"
-experiment it judges whether the driver is still there from the stored driver
-and heartbeat (:func:`raysweep.store.judge_driver`).
+It reads through :func:`raysweep.load` (read-only), so it can be run any number
+of times while a sweep or a gradient run is writing the same file (SQLite WAL
+readers never block the writer), and on folders this user may only read. For a
+"running" experiment it judges whether the driver is still there from the stored
+driver and heartbeat (:func:`raysweep.store.judge_driver`).
+
+``--watch`` refreshes the table in place (``rich.live``) until the run ends or
+Ctrl-C; each refresh reads only what changed since the one before
+(:meth:`raysweep.Experiment.refresh`).
 """
 
 from __future__ import annotations
 
 import math
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,28 +30,18 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
-from raysweep.cli._format import (
-    checked_spec,
-    display_path,
-    flatten_scalars,
-    format_config,
-    format_duration,
-    format_value,
-    spec_objectives,
-)
+from raysweep._text import format_config, format_duration, format_value
+from raysweep.cli._format import display_path
 from raysweep.objectives import Objectives
-from raysweep.store import (
-    HEARTBEAT_KEY,
-    DriverState,
-    DriverVerdict,
-    ExperimentStore,
-    StepRecord,
-    judge_driver,
-    open_experiment,
-)
+from raysweep.store import HEARTBEAT_KEY, DriverState, DriverVerdict, ExperimentStore, StepRecord
 from raysweep.sweep.execution import QUEUED_AFTER_S
 from raysweep.trial import Trial, TrialState
+from raysweep.view import Experiment, load
+from raysweep.view._frames import flatten_scalars
+from raysweep.view._spec import standing
 
 __all__ = ["render_status", "status_command"]
 
@@ -62,7 +55,20 @@ _MAX_FRONT_ROWS = 20
 
 @click.command("status")
 @click.argument("directory", metavar="DIR")
-def status_command(directory: str) -> None:
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Refresh in place until the run ends (or Ctrl-C), reading only what changed.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.0,
+    show_default=True,
+    metavar="S",
+    help="Seconds between refreshes with --watch.",
+)
+def status_command(directory: str, watch: bool, interval: float) -> None:
     """Show an experiment: state, trial counts, best trial (or Pareto front), running
     trials, last error.
 
@@ -70,47 +76,73 @@ def status_command(directory: str) -> None:
     gradient run: steps done, last losses, gradient norm, parameters, step time.
     Safe to run while the experiment is running.
     """
-    store = open_experiment(directory)
+    console = Console(highlight=False, soft_wrap=True)
+    with load(directory) as exp:
+        if watch:
+            _watch(exp, console, directory, interval)
+        else:
+            render_status(exp, console, directory, now=time.time())
+
+
+def _watch(exp: Experiment, console: Console, directory: str, interval: float) -> None:
+    """Show the status, refreshed every ``interval`` seconds, until the run is no
+    longer running (shown once more, as it ended) or Ctrl-C."""
     try:
-        render_status(store, Console(highlight=False, soft_wrap=True), directory, now=time.time())
-    finally:
-        store.close()
+        with Live(console=console, auto_refresh=False, transient=False) as live:
+            while True:
+                now = time.time()
+                live.update(_text(status_lines(exp, directory, now)), refresh=True)
+                if standing(exp.meta, now).status != "running":
+                    return
+                time.sleep(interval)
+                exp.refresh()
+    except KeyboardInterrupt:
+        return  # watching ended by the user: nothing failed
+
+
+def _text(lines: list[str]) -> Text:
+    text = Text(lines[0], style="bold")
+    for line in lines[1:]:
+        text.append("\n" + line)
+    return text
 
 
 def render_status(
-    store: ExperimentStore,
+    source: Experiment | ExperimentStore,
     console: Console,
     directory: str | Path,
     now: float,
     host: str | None = None,
 ) -> None:
-    """Print the status of the experiment in ``store``.
+    """Print the status of the experiment (a loaded one, or an open store).
 
     Args:
         now: Unix time, for ages and the heartbeat judgement.
         host: this machine's name (default ``socket.gethostname()``); a driver
             on this host is checked by its pid.
     """
-    spec = checked_spec(store)
-    kind = str(spec.get("kind", "sweep"))
-    status = store.get_meta("status", "unknown")
-    reason = store.get_meta("stop_reason")
-    beat = store.get_meta(HEARTBEAT_KEY)
-    verdict = None
-    if status == "running":
-        verdict = judge_driver(
-            store.get_meta("driver"), beat, now=now, this_host=host or socket.gethostname()
-        )
-        if verdict.state is DriverState.INTERRUPTED:
-            status = "interrupted"
-            reason = "its driver is no longer running; continue with --resume"
-        elif verdict.state is DriverState.UNRESPONSIVE:
-            reason = _unresponsive(verdict, now)
-    title = f"{spec.get('name', '?')} ({kind}): {status}" + (f", {reason}" if reason else "")
-    grid = _Lines()  # everything is read before anything is printed: no half a status
+    exp = source if isinstance(source, Experiment) else Experiment(source)
+    lines = status_lines(exp, directory, now, host)
+    console.print(lines[0], style="bold", markup=False)
+    for line in lines[1:]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def status_lines(
+    exp: Experiment, directory: str | Path, now: float, host: str | None = None
+) -> list[str]:
+    """The status as text lines, the title first (see :func:`render_status`)."""
+    spec = exp.spec
+    meta = exp.meta
+    judged = standing(meta, now, host)
+    verdict = judged.verdict
+    title = f"{spec.get('name', '?')} ({exp.kind}): {judged.status}" + (
+        f", {judged.reason}" if judged.reason else ""
+    )
+    grid = _Lines()
     shown = str(directory)
     grid.row("folder", shown if "://" in shown else display_path(shown))
-    started = store.get_meta("started_at")
+    started = meta.get("started_at")
     if started is not None:
         grid.row("started", _when(started, now))
     if (
@@ -118,24 +150,12 @@ def render_status(
         and verdict.state is DriverState.RUNNING
         and verdict.last_seen is not None
     ):
-        grid.row("driver", _heartbeat_line(verdict, beat, now))
-    if kind == "gradient":
-        _gradient(grid, spec, store.steps(), now)
+        grid.row("driver", _heartbeat_line(verdict, meta.get(HEARTBEAT_KEY), now))
+    if exp.kind == "gradient":
+        _gradient(grid, spec, exp.steps, now)
     else:
-        _sweep(grid, spec, store, now)
-    console.print(title, style="bold", markup=False)
-    for line in grid.render():
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def _unresponsive(verdict: DriverVerdict, now: float) -> str:
-    seen = verdict.last_seen if verdict.last_seen is not None else now
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seen))
-    pid = "?" if verdict.pid is None else verdict.pid
-    return (
-        f"driver unresponsive since {stamp} ({format_duration(now - seen)} ago, "
-        f"host {verdict.host or '?'} pid {pid})"
-    )
+        _sweep(grid, spec, exp, now)
+    return [title, *grid.render()]
 
 
 def _heartbeat_line(verdict: DriverVerdict, beat: Any, now: float) -> str:
@@ -189,8 +209,8 @@ def _when(value: Any, now: float) -> str:
 # -- sweeps ---------------------------------------------------------------------------
 
 
-def _sweep(grid: _Lines, spec: Mapping[str, Any], store: ExperimentStore, now: float) -> None:
-    objectives = spec_objectives(spec)
+def _sweep(grid: _Lines, spec: Mapping[str, Any], exp: Experiment, now: float) -> None:
+    objectives = exp.objectives or Objectives.single("loss")
     searcher = spec.get("searcher") or {}
     searcher_name = searcher.get("name", "?") if isinstance(searcher, Mapping) else searcher
     scheduler = spec.get("scheduler")
@@ -200,11 +220,11 @@ def _sweep(grid: _Lines, spec: Mapping[str, Any], store: ExperimentStore, now: f
         "objective",
         f"{spec.get('objective', '?')}, {objectives.describe()}, searcher {searcher_name}{judged}",
     )
-    summary = store.get_meta("searcher_summary")
+    summary = exp.meta.get("searcher_summary")
     if isinstance(summary, str):
         grid.row("searcher", summary)
-    trials = store.trials()
-    counts = store.count_by_state()
+    trials = exp.trials
+    counts = exp.counts()
     planned = spec.get("num_trials")
     head = f"{len(trials)} of {planned}" if planned else f"{len(trials)}"
     in_flight = [t for t in trials if t.state is TrialState.RUNNING]

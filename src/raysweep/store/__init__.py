@@ -24,7 +24,7 @@ from raysweep.store._heartbeat import (
     judge_driver,
     process_alive,
 )
-from raysweep.store._location import Location, locate, open_experiment
+from raysweep.store._location import Location, experiments_in, locate, open_experiment
 from raysweep.store._migrations import SCHEMA_VERSION
 from raysweep.store.sqlite import DB_FILENAME, SQLiteStore
 
@@ -43,6 +43,7 @@ __all__ = [
     "SQLiteStore",
     "StepRecord",
     "TrialUpdate",
+    "experiments_in",
     "heartbeat",
     "judge_driver",
     "locate",

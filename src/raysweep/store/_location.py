@@ -27,7 +27,7 @@ from raysweep.errors import ExperimentNotFoundError, SpecError, StoreError
 from raysweep.store._base import ExperimentStore
 from raysweep.store.sqlite import DB_FILENAME, SQLiteStore
 
-__all__ = ["Location", "locate", "open_experiment"]
+__all__ = ["Location", "experiments_in", "locate", "open_experiment"]
 
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -103,6 +103,8 @@ class _Scheme(Protocol):
 
     def check_writable(self, location: Location) -> None: ...
 
+    def listing(self, url: str) -> list[Location]: ...
+
 
 def _folder(location: Location) -> Path:
     if location.directory is None:  # only a Location made by hand can lack it
@@ -137,6 +139,22 @@ class _FileScheme:
 
     def exists(self, location: Location) -> bool:
         return SQLiteStore.exists(_folder(location))
+
+    def listing(self, url: str) -> list[Location]:
+        folder = self._path(url, "storage")
+        try:
+            children = sorted(folder.iterdir())
+        except FileNotFoundError:
+            raise SpecError(f"storage: there is no folder {folder}") from None
+        except NotADirectoryError:
+            raise SpecError(f"storage: {folder} is a file, not a folder of experiments") from None
+        except PermissionError:
+            raise StoreError(f"cannot look into {folder}: permission denied") from None
+        return [
+            Location(url=child.absolute().as_uri(), directory=child.absolute())
+            for child in children
+            if _holds_experiment(child)
+        ]
 
     def create(self, location: Location, spec: Mapping[str, Any]) -> ExperimentStore:
         return SQLiteStore.create(_folder(location), spec)
@@ -255,6 +273,27 @@ def locate(storage: str | os.PathLike[str], name: str) -> Location:
     if scheme is not None:
         return scheme.locate(storage, name)
     return _file_location(Path(storage).expanduser(), name)
+
+
+def experiments_in(storage: str | os.PathLike[str]) -> list[Location]:
+    """The experiments stored under ``storage`` (a folder path or URL), by name.
+
+    Folders without an experiment are left out; a damaged experiment is listed
+    (opening it says what is wrong).
+
+    Raises:
+        SpecError: ``storage`` is not a folder (or an unsupported URL).
+        StoreError: this user may not look into it.
+
+    Example:
+        >>> [str(loc) for loc in experiments_in("runs")]  # doctest: +SKIP
+        ['runs/demo', 'runs/fit']
+    """
+    text = os.fspath(storage)
+    scheme = _scheme_of(text, "storage")
+    if scheme is None:
+        return _SCHEMES["file"].listing(Path(text).expanduser().absolute().as_uri())
+    return scheme.listing(text)
 
 
 def open_experiment(
