@@ -190,3 +190,18 @@ def test_a_stored_spec_is_checked_by_the_same_rules() -> None:
         SweepConfig.check_stored({**spec, "stop": {"patience": 0}})
     with pytest.raises(SpecError, match=r"^searcher: expected a mapping"):
         SweepConfig.check_stored({**spec, "searcher": ["sobol"]})
+
+
+def test_stored_searchers_and_schedulers_are_read_without_being_built() -> None:
+    """A reader accepts a user's own scheduler or searcher (a name not in the table), a
+    searcher whose library is not installed where the store is read, and the bare
+    scheduler name of schema-2 stores; only the stored form is checked."""
+    spec = build(searcher="sobol").to_spec()
+    SweepConfig.check_stored({**spec, "scheduler": {"name": "mine", "options": {}}})
+    SweepConfig.check_stored({**spec, "searcher": {"name": "MySearcher", "options": {}}})
+    SweepConfig.check_stored({**spec, "searcher": {"name": "hebo", "options": {"x": 1}}})
+    SweepConfig.check_stored({**spec, "scheduler": "fifo"})
+    with pytest.raises(SpecError, match=r"^scheduler: a stored plugin mapping needs a 'name'"):
+        SweepConfig.check_stored({**spec, "scheduler": {"options": {}}})
+    with pytest.raises(SpecError, match=r"^scheduler: expected a mapping"):
+        SweepConfig.check_stored({**spec, "scheduler": {"name": "asha", "options": [1]}})

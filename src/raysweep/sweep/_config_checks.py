@@ -95,11 +95,24 @@ class ObjectiveRef:
 
 
 def plugin_from_json(value: Any) -> Any:
-    """A stored searcher or scheduler, ``{"name": ..., "options": {...}}``, as the
-    option takes it (``{name: ..., <option>: ...}``)."""
+    """A stored searcher or scheduler, ``{"name": ..., "options": {...}}`` (or a
+    bare name, as stores of schema 2 hold the scheduler), as the option takes it
+    (``{name: ..., <option>: ...}``)."""
+    if isinstance(value, str):
+        return value
     stored = dict(expect_mapping(value, "{name: random, options: {}}"))
     options = expect_mapping(stored.pop("options", {}), "{seed: 0}")
     return {**stored, **options}
+
+
+def stored_plugin(value: Any) -> tuple[str, dict[str, Any]]:
+    """A stored searcher or scheduler, checked for its form only: its name and options.
+
+    Readers (``raysweep status``, ``raysweep.load``) do not build it: the name may be
+    a user's own instance (not in the table), and its library need not be
+    installed where the store is read (Ax on a login node).
+    """
+    return _named(plugin_from_json(value), "stored plugin", "{name: asha, options: {}}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -343,6 +343,12 @@ class SweepConfig:
             value = spec.get(key)
             if not opt.stored or value is None:
                 continue
+            if opt.from_json is checks.plugin_from_json:
+                try:
+                    checks.stored_plugin(value)
+                except SpecError as exc:
+                    raise SpecError(f"{key}: {exc}") from None
+                continue  # not built: see stored_plugin
             if opt.from_json is not None:
                 try:
                     value = opt.from_json(value)
