@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     )
     from raysweep.sweep.stopping import Stop
     from raysweep.trial import Trial, TrialState
+    from raysweep.view import Experiment, load
 
 __version__ = "0.1.0"
 
@@ -112,6 +113,7 @@ __all__ = [
     "Callback",
     "ConstraintError",
     "Direction",
+    "Experiment",
     "ExperimentExistsError",
     "ExperimentInfo",
     "ExperimentMismatchError",
@@ -142,6 +144,7 @@ __all__ = [
     "__version__",
     "choice",
     "grid",
+    "load",
     "load_checkpoint",
     "lograndint",
     "loguniform",
