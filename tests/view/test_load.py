@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -159,6 +160,30 @@ def test_refresh_sees_a_change_and_says_when_there_is_none(storage: Path) -> Non
             assert not exp.refresh()
         finally:
             writer.close()
+
+
+def test_an_experiment_is_read_from_any_thread(storage: Path) -> None:
+    """A notebook's or a web server's worker thread may refresh what another loaded."""
+    folder = make_sweep(storage)
+    with rs.load(folder) as exp:
+        writer = SQLiteStore.open(folder)
+        try:
+            writer.commit(meta={"status": "stopped", "stop_reason": "by hand"})
+        finally:
+            writer.close()
+        seen: list[object] = []
+
+        def read() -> None:
+            try:
+                seen.append(exp.refresh())
+            except Exception as exc:  # shown by the assertion below
+                seen.append(exc)
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+        assert seen == [True]
+        assert exp.stop_reason == "by hand"
 
 
 def test_load_of_a_gradient_run(tmp_path: Path) -> None:

@@ -126,7 +126,11 @@ def table_names(conn: sqlite3.Connection) -> set[str]:
 
 
 def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(target, uri=uri, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+    # Any thread may use a connection (a reader in a web server's worker thread); the
+    # store's users take turns (the runner is one thread, raysweep.load locks).
+    conn = sqlite3.connect(
+        target, uri=uri, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+    )
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     return conn
 
@@ -191,7 +195,7 @@ def _probe(conn: sqlite3.Connection, path: Path) -> None:
 
 def memory_copy(conn: sqlite3.Connection) -> sqlite3.Connection:
     """The database on ``conn`` copied into memory (SQLite's backup API)."""
-    copy = sqlite3.connect(":memory:", isolation_level=None)
+    copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     conn.backup(copy)
     return copy
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -76,6 +77,7 @@ class Experiment:
 
     __slots__ = (
         "_events",
+        "_lock",
         "_meta",
         "_objectives",
         "_position",
@@ -89,6 +91,8 @@ class Experiment:
     def __init__(self, store: ExperimentStore) -> None:
         """Read ``store`` (opened read-only); :func:`load` is the usual way in."""
         self._store = store
+        # Reads may come from any thread (a notebook's, a web server's), one at a time.
+        self._lock = threading.Lock()
         self._position: ReadPosition | None = None
         self._trials: dict[int, Trial] = {}
         self._trial_list: list[Trial] = []
@@ -109,10 +113,11 @@ class Experiment:
         Raises:
             StoreError: the store became unreadable, or its spec was edited badly.
         """
-        changes = self._store.read_changes(self._position, META_KEYS)
-        if changes is None:
-            return False
-        return self._apply(changes)
+        with self._lock:
+            changes = self._store.read_changes(self._position, META_KEYS)
+            if changes is None:
+                return False
+            return self._apply(changes)
 
     def _apply(self, changes: Changes) -> bool:
         spec = check_spec(changes.meta.get("spec"), self._store.describe())
@@ -143,7 +148,8 @@ class Experiment:
 
     def close(self) -> None:
         """Release the store; what was read stays readable."""
-        self._store.close()
+        with self._lock:
+            self._store.close()
 
     def __enter__(self) -> Experiment:
         return self
