@@ -125,6 +125,65 @@ class NaNObjective(Objective):
         return ObjectiveResult(loss=0.0, grads={"a": np.asarray(np.nan)})
 
 
+class StatefulQuadratic(Objective):
+    """The quadratic, stateful: not ready on its very first call, then counting calls.
+
+    The first call ever (state ``None``) answers not ready with a reference; every
+    later call reports the exact state it received as aux and returns the next.
+    """
+
+    def compute(
+        self, params: Any, observables: Mapping[str, Any], state: Any = None
+    ) -> ObjectiveResult | NotReady:
+        mean = float(np.mean(list(observables.values())))
+        if state is None:
+            return NotReady("no reference yet", state={"reference": mean, "calls": 1})
+        return ObjectiveResult(
+            loss=(mean - TARGET) ** 2,
+            grads={"a": np.asarray(2.0 * (mean - TARGET))},
+            aux={"received": state},
+            state={"reference": state["reference"], "calls": state["calls"] + 1},
+        )
+
+
+class RefreshOneSim(Objective):
+    """Not ready while the simulator ``refresh`` (a simulator name) has run an odd
+    number of times; names only that simulator's ``count`` observable to refresh."""
+
+    def __init__(self, name: str, required_observables: Any, *, refresh: str) -> None:
+        super().__init__(name, required_observables)
+        self.refresh = refresh
+
+    def compute(self, params: Any, observables: Mapping[str, Any]) -> ObjectiveResult | NotReady:
+        wanted = f"count.CountingSim.{self.refresh}"
+        if observables[wanted] % 2:
+            return NotReady(
+                f"{self.refresh} ran {observables[wanted]} times", needs_update=[wanted]
+            )
+        values = [v for q, v in observables.items() if q.startswith("value.")]
+        mean = float(np.mean(values))
+        return ObjectiveResult(
+            loss=(mean - TARGET) ** 2, grads={"a": np.asarray(2 * (mean - TARGET))}
+        )
+
+
+class ReadsOtherObservable(Objective):
+    """Not ready, asking to refresh an observable it does not read."""
+
+    def compute(self, params: Any, observables: Mapping[str, Any]) -> ObjectiveResult | NotReady:
+        return NotReady("wants another", needs_update=["value.EchoSim.elsewhere.0"])
+
+
+class CountedNeverReady(Objective):
+    """Never ready; its reason counts its attempts (kept in its state)."""
+
+    def compute(
+        self, params: Any, observables: Mapping[str, Any], state: Any = None
+    ) -> ObjectiveResult | NotReady:
+        attempt = (state or 0) + 1
+        return NotReady(f"ESS low on attempt {attempt}", state=attempt)
+
+
 #: What GpuEnvObjective reports of its process's environment.
 GPU_ENV = (
     "CUDA_VISIBLE_DEVICES",

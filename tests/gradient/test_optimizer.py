@@ -121,7 +121,10 @@ def test_objective_still_not_ready_fails_the_step_with_its_reason(storage: Path)
     opt = RayOptimizer(sims, [obj], optax.sgd(0.1), name="never", storage=storage)
     with pytest.raises(
         StepFailedError,
-        match=(r"^step 0: objective 'density' still not ready after 2 attempts: ESS 12 < 50$"),
+        match=(
+            r"^step 0 could not be resolved after 2 attempts: "
+            r"objective 'density' is still not ready: ESS 12 < 50$"
+        ),
     ):
         opt.run(START, n_steps=2)
     assert SQLiteStore.open(storage / "never", readonly=True).get_meta("status") == "failed"

@@ -16,6 +16,14 @@ Example:
     ...                    name="fit-density", storage="runs")
     >>> out = opt.run(params, n_steps=100)  # doctest: +SKIP
 
+Or step by step, optax-style (state in, new state out), in a loop of your own:
+
+    >>> state = None  # doctest: +SKIP
+    >>> for _ in range(100):  # doctest: +SKIP
+    ...     out = opt.step(params, state)
+    ...     params, state = out.params, out.state
+    >>> opt.close()  # doctest: +SKIP
+
 JAX and optax are the optional extra ``raysweep[jax]``: importing this package
 does not need them; ``RayOptimizer.run`` and ``DiffTReObjective`` import them when
 used and raise :class:`~raysweep.errors.MissingExtraError` if they are missing.
@@ -24,8 +32,9 @@ used and raise :class:`~raysweep.errors.MissingExtraError` if they are missing.
 from __future__ import annotations
 
 from raysweep.gradient.difftre import DiffTReObjective, SampledTrajectory
+from raysweep.gradient.errors import StepFailedError
 from raysweep.gradient.optimizer import RayOptimizer
-from raysweep.gradient.output import Callback, OptimizerOutput
+from raysweep.gradient.output import Callback, OptimizerOutput, OptimizerState, StepOutput
 from raysweep.gradient.trees import NonFiniteGradientError, tree_mean, tree_weighted
 from raysweep.gradient.units import NotReady, Objective, ObjectiveResult, Simulator
 from raysweep.resources import SchedulerHints
@@ -38,10 +47,13 @@ __all__ = [
     "Objective",
     "ObjectiveResult",
     "OptimizerOutput",
+    "OptimizerState",
     "RayOptimizer",
     "SampledTrajectory",
     "SchedulerHints",
     "Simulator",
+    "StepFailedError",
+    "StepOutput",
     "tree_mean",
     "tree_weighted",
 ]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from raysweep.errors import SpecError
-from raysweep.gradient.units import NotReady, Objective, ObjectiveResult, Simulator
+from raysweep.gradient.units import NotReady, Objective, ObjectiveResult, Simulator, takes_state
 from raysweep.resources import limit_torch_memory
 
 __all__ = ["ObjectiveDone", "SimulatorDone", "UnitHost"]
@@ -57,6 +57,7 @@ class UnitHost:
         self._label = label
         self._payloads = dict(payloads)
         self._units: dict[str, Any] = {}
+        self._stateful: dict[str, bool] = {}
 
     def __repr__(self) -> str:
         return self._label  # Ray prefixes the host's output with it: "(s.0, s.2 pid=...)"
@@ -99,19 +100,29 @@ class UnitHost:
         done = SimulatorDone(state=new_state, elapsed_s=time.perf_counter() - start)
         return (*(observables[obs] for obs in exposes), done)
 
-    def compute(self, name: str, params: Any, refs: Mapping[str, Any]) -> ObjectiveDone:
+    def compute(
+        self, name: str, params: Any, refs: Mapping[str, Any], state: Any = None
+    ) -> ObjectiveDone:
         objective: Objective = self._unit(name)
+        if name not in self._stateful:
+            self._stateful[name] = takes_state(objective)
         start = time.perf_counter()
         import ray  # loaded in every Ray worker already; the driver side never needs it here
 
         names = list(refs)
         values = ray.get([refs[q] for q in names])
-        result = objective.compute(params, dict(zip(names, values, strict=True)))
+        observables = dict(zip(names, values, strict=True))
+        if self._stateful[name]:
+            result = objective.compute(params, observables, state=state)  # type: ignore[call-arg]
+        else:
+            result = objective.compute(params, observables)
         if isinstance(result, ObjectiveResult):
             jax = sys.modules.get("jax")
             # NumPy leaves: the driver need not hold device buffers, and unpickles fast.
             grads = jax.device_get(result.grads) if jax is not None else result.grads
-            result = ObjectiveResult(loss=float(result.loss), grads=grads, aux=result.aux)
+            result = ObjectiveResult(
+                loss=float(result.loss), grads=grads, aux=result.aux, state=result.state
+            )
         elif not isinstance(result, NotReady):
             raise TypeError(
                 f"objective {name!r}: compute() must return ObjectiveResult "

@@ -44,6 +44,7 @@ __all__ = [
     "ObjectiveDone",
     "SimulatorDone",
     "TaskFailed",
+    "connected",
     "ensure_ray",
     "fetch_observable",
     "share",
@@ -96,6 +97,11 @@ def ensure_ray(address: str | None, runtime_env: Mapping[str, Any] | None) -> bo
     from raysweep._ray import connect
 
     return connect(address, runtime_env)
+
+
+def connected() -> bool:
+    """Whether this process is connected to Ray (the user may have shut it down)."""
+    return bool(ray.is_initialized())
 
 
 def shutdown() -> None:
@@ -304,9 +310,12 @@ class Executor:
         self._track(refs[-1], unit, refs[:-1])
         return dict(zip(self._exposes[unit], refs[:-1], strict=True)), refs[-1]
 
-    def compute(self, unit: str, params: Any, refs: Mapping[str, Any]) -> Any:
-        """Start an objective call; the observable refs travel nested in a dict, unresolved."""
-        ref = self._home[unit].methods[unit].remote(unit, params, dict(refs))
+    def compute(self, unit: str, params: Any, refs: Mapping[str, Any], state: Any = None) -> Any:
+        """Start an objective call; the observable refs travel nested in a dict, unresolved.
+
+        ``state`` is a stateful objective's own state (ignored by the others).
+        """
+        ref = self._home[unit].methods[unit].remote(unit, params, dict(refs), state)
         self._track(ref, unit)
         return ref
 

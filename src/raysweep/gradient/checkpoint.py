@@ -1,7 +1,7 @@
 """Persistence of a gradient run: the spec, one record per step, and checkpoints.
 
 The optimizer is functional in the optax sense (the driver holds params, optimizer
-state and simulator states), so a checkpoint is just those three values written
+state and the units' states), so a checkpoint is just those values written
 with the step record in one transaction. They are JSON, never pickle: a tree is
 the list of its leaves in tree order plus its structure as text, and reading it
 back fills the leaves into a template built the same way as in the first run
@@ -81,7 +81,7 @@ _UNSAVED = "$unsaved"
 
 
 def encode_states(states: Mapping[str, Any]) -> dict[str, Any]:
-    """Simulator states as JSON; a state that is not plain data is marked unsaved."""
+    """Unit states as JSON; a state that is not plain data is marked unsaved."""
     out: dict[str, Any] = {}
     for name, state in states.items():
         try:
@@ -92,7 +92,7 @@ def encode_states(states: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def decode_states(encoded: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Stored simulator states, and ``{name: type}`` of those that were not stored."""
+    """Stored unit states, and ``{name: type}`` of those that were not stored."""
     states: dict[str, Any] = {}
     reset: dict[str, str] = {}
     for name, value in encoded.items():
@@ -213,13 +213,20 @@ class RunStore:
         params: Any,
         opt_state: Any,
         states: Mapping[str, Any],
+        objective_states: Mapping[str, Any] | None = None,
     ) -> None:
-        """Store a completed step and what a resume needs to continue after it."""
+        """Store a completed step and what a resume needs to continue after it.
+
+        ``states`` are the simulators' states, ``objective_states`` those of the
+        objectives (stored under ``objective_states``; a checkpoint of a run
+        stored before objectives had states lacks the key and resumes with none).
+        """
         checkpoint = {
             "next_step": step + 1,
             "params": encode_tree(params),
             "opt_state": encode_tree(opt_state),
             "simulator_states": encode_states(states),
+            "objective_states": encode_states(objective_states or {}),
         }
         self.store.record_step(step, data, checkpoint)
         now = self._clock()

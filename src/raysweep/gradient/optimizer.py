@@ -1,53 +1,35 @@
 """``RayOptimizer``: fit parameters with gradients from parallel simulations on Ray.
 
 Each step runs the simulators on Ray, feeds their observables (by reference) to
-the objectives, aggregates the objectives' gradients and takes
-one optax step. The driver holds everything the loop needs (params, optimizer
-state, simulator states), optax-style, so storing those three values with every
-step is a complete checkpoint: ``resume=True`` continues after a crash from the
-last stored step.
+the objectives, aggregates the objectives' gradients and takes one optax step.
+``step(params, state)`` is that step as a function, optax-style: everything
+it needs besides the params is in the :class:`OptimizerState` it receives, and
+it returns the next one. ``run`` is a loop of steps that stores each with its
+state, so a stored step is a complete checkpoint: ``resume=True`` continues
+after a crash from the last stored step.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
+import weakref
 from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from raysweep.errors import SpecError, StepFailedError
+from raysweep.errors import SpecError
 from raysweep.gradient._lazy import require_jax, require_optax
-from raysweep.gradient.checkpoint import (
-    RunStatus,
-    RunStore,
-    build_spec,
-    decode_states,
-    decode_tree,
-)
-from raysweep.gradient.output import Callback, LazyObservables, OptimizerOutput
-from raysweep.gradient.trees import (
-    NonFiniteGradientError,
-    describe_shapes,
-    global_norm,
-    grads_fit_params,
-    has_nonfinite,
-    to_readable_json,
-    tree_mean,
-)
+from raysweep.gradient.output import Callback, OptimizerOutput, OptimizerState, StepOutput
+from raysweep.gradient.trees import tree_mean
 from raysweep.gradient.units import Objective, Simulator, validate_units
 
 if TYPE_CHECKING:
-    from raysweep.gradient._step import StepEngine
+    from raysweep.gradient._session import Session
 
 __all__ = ["RayOptimizer"]
 
-
-def _json_safe(value: Any) -> Any:
-    try:
-        return to_readable_json(value)
-    except Exception:  # aux is the user's; never lose a step over how it prints
-        return repr(value)
+#: ``on_event(kind, data)`` of a step: retries and not-ready answers (``run`` stores them).
+OnEvent = Callable[[str, Mapping[str, Any]], None]
 
 
 class RayOptimizer:
@@ -77,9 +59,14 @@ class RayOptimizer:
     A step runs every simulator read by an objective that does not reuse
     observables (the default), dispatches each objective as soon as its
     simulators finished, and re-runs only the simulators of an objective that
-    answers :class:`NotReady` (twice in a step fails it). Simulators read only
-    by reusing objectives (DiffTRe) run when their observables are missing or an
+    answers :class:`NotReady`: those exposing its ``needs_update``, or all it
+    reads when it names none (a second not-ready answer in a step fails it
+    with :class:`~raysweep.gradient.StepFailedError`). Simulators read only by
+    reusing objectives (DiffTRe) run when their observables are missing or an
     objective asks. Units receive params with NumPy leaves (``jax.device_get``).
+    An objective whose ``compute`` takes ``state`` keeps a state across calls
+    (see :class:`Objective`); it is part of :class:`OptimizerState` and of
+    every checkpoint.
 
     Units run in worker processes (Ray actors) that live for the whole run, so
     imports and JIT-compiled code are paid for once, not every step. Each
@@ -92,16 +79,31 @@ class RayOptimizer:
     again), is re-run up to its ``max_retries`` before the step fails. When
     ``run`` returns or raises, the processes are gone.
 
+    ``step`` used on its own connects to Ray and starts the processes on its
+    first call and keeps them for the next calls; ``close()`` (or leaving a
+    ``with RayOptimizer(...) as opt:`` block, or the optimizer being garbage
+    collected, or the interpreter's exit) ends them, and disconnects from Ray
+    if the optimizer connected. A step that raises ends the processes; the next
+    starts new ones. ``run`` uses the processes of earlier ``step`` calls when
+    they are up (and leaves them up), else starts and ends its own.
+
     Every stored step's data holds ``losses``, ``loss``, ``grad_norm``, ``params``
     (the parameters the step evaluated, as JSON), ``timings`` (``step_s``,
     ``simulators_s``, ``objectives_s``), ``simulators_run``, ``not_ready_retries``
-    and ``aux``. Its checkpoint holds the updated params, the optimizer state and
-    the simulator states.
+    and ``aux``.
+
+    Its checkpoint holds the updated params, the optimizer state, the simulator
+    states and the objective states.
 
     Example:
         >>> opt = RayOptimizer(simulators=sims, objectives=[obj],  # doctest: +SKIP
         ...                    optimizer=optax.adam(1e-2), name="fit", storage="runs")
         >>> out = opt.run({"r0": 1.0}, n_steps=50)  # doctest: +SKIP
+        >>> with RayOptimizer(sims, [obj], optax.sgd(0.1)) as opt:  # doctest: +SKIP
+        ...     state = None
+        ...     for _ in range(10):
+        ...         out = opt.step(params, state)
+        ...         params, state = out.params, out.state
     """
 
     def __init__(
@@ -121,6 +123,15 @@ class RayOptimizer:
         self.simulators = list(simulators)
         self.objectives = list(objectives)
         self.producer = validate_units(self.simulators, self.objectives)
+        if optimizer is None:
+            raise SpecError(
+                "no optimizer given: pass an optax GradientTransformation, e.g. optax.adam(1e-2)"
+            )
+        if aggregate_grad_fn is None:
+            raise SpecError(
+                "no aggregate_grad_fn given: pass a function combining the list of "
+                "gradients (one per objective) into one, e.g. tree_mean"
+            )
         if not (
             callable(getattr(optimizer, "init", None))
             and callable(getattr(optimizer, "update", None))
@@ -164,10 +175,116 @@ class RayOptimizer:
             unit.name: unit.scheduler_hints.to_ray_options(self.remote_options_default)
             for unit in [*self.simulators, *self.objectives]
         }
+        self._session: Session | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    # -- one step ---------------------------------------------------------------------
+    def init(self, params: Any) -> OptimizerState:
+        """The state before the first step: ``optimizer.init(params)``, no unit states.
+
+        ``step(params)`` without a state starts from this.
+        """
+        units: list[Simulator | Objective] = [*self.simulators, *self.objectives]
+        return OptimizerState(
+            optimizer_state=self.optimizer.init(params),
+            component_state={unit.name: None for unit in units},
+            observables={},
+            step=0,
+        )
+
+    def step(self, params: Any, state: OptimizerState | None = None) -> StepOutput:
+        """Take one step from ``params``; functional: pass the returned state back.
+
+        Runs the simulators and objectives (starting Ray and the units'
+        processes on the first call, see the class), aggregates the gradients
+        and applies one optax update. Nothing is stored (``run`` stores).
+
+        Args:
+            params: the parameters to evaluate (a pytree).
+            state: the ``state`` of the previous step's output; ``None`` starts
+                from :meth:`init`.
+
+        Returns:
+            The updated params, the next state, the aggregated gradient, and the
+            objectives' losses and aux figures.
+
+        Raises:
+            StepFailedError: a ``RuntimeError``: a unit failed past its retries, an
+                objective was still not ready when its attempts ran out, or
+                returned a gradient unlike the params. ``state`` is unchanged,
+                so the step can be tried again.
+            NonFiniteGradientError: a ``RuntimeError``: NaN/Inf in the gradient.
+            SpecError: ``state`` is not an ``OptimizerState`` of these units.
+            RayConnectError: the Ray cluster at ``address`` did not answer.
+
+        Example:
+            >>> out = opt.step({"a": 0.0})  # doctest: +SKIP
+            >>> out = opt.step(out.params, out.state)  # doctest: +SKIP
+        """
+        return self._step(params, state, None)
+
+    def _step(
+        self, params: Any, state: OptimizerState | None, on_event: OnEvent | None
+    ) -> StepOutput:
+        """``step``, reporting retries and not-ready answers to ``on_event``."""
+        optax = require_optax("RayOptimizer")
+        jax = require_jax("RayOptimizer")
+        from raysweep.gradient._update import apply_results
+
+        state = self.init(params) if state is None else self._checked(state)
+        session = self._open_session()
+        host_params = jax.device_get(params)
+        try:
+            res = session.engine().run_step(
+                state.step,
+                host_params,
+                state.component_state,
+                state.observables,
+                *(() if on_event is None else (on_event,)),
+            )
+        except BaseException:
+            session.end_hosts()  # calls may still run in them; the next step starts anew
+            raise
+        upd = apply_results(
+            state.step,
+            res,
+            self.objectives,
+            self.aggregate_grad_fn,
+            self.optimizer,
+            optax,
+            params,
+            host_params,
+            state.optimizer_state,
+        )
+        return StepOutput(
+            params=upd.params,
+            state=OptimizerState(upd.opt_state, res.states, res.observables, state.step + 1),
+            grads=upd.grads,
+            losses=upd.losses,
+            aux=upd.aux,
+            record=upd.record,
+        )
+
+    def _checked(self, state: Any) -> OptimizerState:
+        if not isinstance(state, OptimizerState):
+            raise SpecError(
+                f"state must be the OptimizerState of a previous step's output "
+                f"(out.state) or None to start, got {type(state).__name__}"
+            )
+        unknown = sorted(set(state.component_state) - set(self.options))
+        unknown += sorted(set(state.observables) - set(self.producer))
+        if unknown:
+            raise SpecError(
+                f"state holds names that are not units or observables of this optimizer: "
+                f"{unknown}; pass the state of a step of this optimizer"
+            )
+        return state
 
     # -- the loop ---------------------------------------------------------------------
     def run(self, params: Any, n_steps: int, callback: Callback | None = None) -> OptimizerOutput:
         """Take ``n_steps`` steps in all (a resume counts the stored ones).
+
+        Each step is :meth:`step`; ``run`` adds the store, the callback and resume.
 
         Args:
             params: the initial parameters (a pytree); on resume, parameters of the
@@ -192,243 +309,52 @@ class RayOptimizer:
         """
         if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
             raise SpecError(f"n_steps must be a whole number >= 1, got {n_steps!r}")
-        optax = require_optax("RayOptimizer")
-        jax = require_jax("RayOptimizer")
-        from raysweep.gradient import _ray_exec as rx
-        from raysweep.gradient._step import SimulatorSlot, StepEngine
+        require_optax("RayOptimizer")
+        require_jax("RayOptimizer")
+        from raysweep.gradient._run import run_loop
 
-        self._options_checked(rx)
-        store = self._open_store(n_steps)
-        try:
-            params, opt_state, states, first, history = self._restore(store, params, n_steps)
-        except BaseException:
-            if store is not None:
-                store.close()  # the stored run is as it was: no status change
-            raise
-        output = OptimizerOutput(
-            step=first - 1,
-            params=params,
-            opt_state=opt_state,
-            grads=None,
-            losses=dict(history[-1]["losses"]) if history else {},
-            loss=float(history[-1]["loss"]) if history else math.nan,
-            history=tuple(history),
-        )
-        started = False
-        executor = None
-        slots = {
-            sim.name: SimulatorSlot(
-                simulator=sim, retries=self._retries(sim.name), state=states.get(sim.name)
-            )
-            for sim in self.simulators
-        }
-        try:
-            if first < n_steps:
-                started = rx.ensure_ray(self.address, self.runtime_env)
-                units: list[Simulator | Objective] = [*self.simulators, *self.objectives]
-                executor = rx.Executor(
-                    units,
-                    {unit: self._task_options(unit, started) for unit in self.options},
-                    {unit.name: unit.scheduler_hints.gpu_memory for unit in units},
-                )
-                engine = StepEngine(
-                    slots,
-                    self.objectives,
-                    self.producer,
-                    {u: self._retries(u) for u in self.options},
-                    executor,
-                    on_event=store.event if store is not None else (lambda kind, data: None),
-                )
-            for step in range(first, n_steps):
-                output, keep_going = self._step(engine, jax, optax, step, output, history, callback)
-                if store is not None:
-                    store.record(
-                        step,
-                        history[-1],
-                        output.params,
-                        output.opt_state,
-                        {name: slot.state for name, slot in slots.items()},
-                    )
-                if not keep_going:
-                    if store is not None:
-                        store.event("stopped", {"step": step, "by": "callback"})
-                        store.set_status(RunStatus.STOPPED)
-                    return output
-            if store is not None:
-                store.event("completed", {"step": n_steps - 1})
-                store.set_status(RunStatus.COMPLETED)
-            return output
-        except BaseException as exc:
-            if store is not None:
-                failed = isinstance(exc, Exception)
-                store.event(
-                    "failed" if failed else "interrupted", {"error": f"{type(exc).__name__}: {exc}"}
-                )
-                store.set_status(RunStatus.FAILED if failed else RunStatus.STOPPED)
-            raise
-        finally:
-            try:
-                if executor is not None:
-                    executor.close(settle=not started)
-            finally:
-                if store is not None:
-                    store.close()
-                if started:
-                    rx.shutdown()
+        return run_loop(self, params, n_steps, callback)
 
-    def _step(
+    # -- the processes --------------------------------------------------------------
+    def close(self) -> None:
+        """End the units' processes; disconnect from Ray if this optimizer connected.
+
+        Safe to call more than once; a later ``step`` starts them again.
+        """
+        finalizer, self._finalizer, self._session = self._finalizer, None, None
+        if finalizer is not None:
+            finalizer()
+
+    def __enter__(self) -> RayOptimizer:
+        return self
+
+    def __exit__(
         self,
-        engine: StepEngine,
-        jax: Any,
-        optax: Any,
-        step: int,
-        prev: OptimizerOutput,
-        history: list[dict[str, Any]],
-        callback: Callback | None,
-    ) -> tuple[OptimizerOutput, bool]:
-        params = prev.params
-        host_params = jax.device_get(params)
-        res = engine.run_step(step, host_params)
-        grads = [res.results[o.name].grads for o in self.objectives]
-        for objective, grad in zip(self.objectives, grads, strict=True):
-            if not grads_fit_params(grad, host_params):
-                raise StepFailedError(
-                    f"step {step}: objective {objective.name!r} returned a gradient that does "
-                    f"not match the params: gradient {describe_shapes(grad)}, params "
-                    f"{describe_shapes(host_params)}"
-                )
-        bad = [o.name for o, g in zip(self.objectives, grads, strict=True) if has_nonfinite(g)]
-        aggregated = self.aggregate_grad_fn(grads)
-        if bad or has_nonfinite(aggregated):
-            culprits = (
-                ", ".join(repr(n) for n in bad) if bad else "none (aggregate_grad_fn made it)"
-            )
-            raise NonFiniteGradientError(
-                f"step {step}: the aggregated gradient holds NaN or Inf; objective(s) with a "
-                f"non-finite gradient: {culprits}. Lower the learning rate or enable float64 "
-                f"(runtime_env={{'env_vars': {{'JAX_ENABLE_X64': 'True'}}}})"
-            )
-        updates, opt_state = self.optimizer.update(aggregated, prev.opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        losses = {o.name: float(res.results[o.name].loss) for o in self.objectives}
-        loss = sum(losses.values()) / len(losses)
-        aux = {o.name: _json_safe(dict(res.results[o.name].aux)) for o in self.objectives}
-        history.append(
-            {
-                "losses": losses,
-                "loss": loss,
-                "grad_norm": global_norm(aggregated),
-                "params": _json_safe(host_params),
-                "timings": {
-                    "step_s": res.wall_s,
-                    "simulators_s": res.simulators_s,
-                    "objectives_s": res.objectives_s,
-                },
-                "simulators_run": res.simulators_run,
-                "not_ready_retries": res.not_ready_retries,
-                "aux": aux,
-            }
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _has_session(self) -> bool:
+        return self._session is not None and self._session.alive
+
+    def _open_session(self) -> Session:
+        """The live session, opened (Ray joined or started) if there is none."""
+        if self._session is not None and self._session.alive:
+            return self._session
+        self.close()  # a session whose Ray was shut down under it: let it go
+        from raysweep.gradient._session import Session
+
+        session = Session(
+            self.simulators,
+            self.objectives,
+            self.producer,
+            self.options,
+            self.address,
+            self.runtime_env,
         )
-        observables: dict[str, Mapping[str, Any]] = {
-            o.name: dict(res.results[o.name].aux) for o in self.objectives
-        }
-        for name, slot in engine.sims.items():
-            observables[name] = LazyObservables(
-                {obs: slot.refs[slot.simulator.observable(obs)] for obs in slot.simulator.exposes}
-                if slot.refs is not None
-                else {}
-            )
-        output = OptimizerOutput(
-            step=step,
-            params=new_params,
-            opt_state=opt_state,
-            grads=aggregated,
-            losses=losses,
-            loss=loss,
-            observables=observables,
-            history=tuple(history),
-        )
-        if callback is None:
-            return output, True
-        answer = callback(output, step)
-        if not (isinstance(answer, tuple) and len(answer) == 2):
-            raise SpecError(
-                f"callback must return (modified_output or None, keep_going), got {answer!r}"
-            )
-        modified, keep_going = answer
-        if modified is not None:
-            if not isinstance(modified, OptimizerOutput):
-                raise SpecError(
-                    f"callback returned {type(modified).__name__} as its output; "
-                    f"return an OptimizerOutput (e.g. dataclasses.replace(output, "
-                    f"params=...)) or None"
-                )
-            output = modified
-        if not keep_going:
-            output = dataclasses.replace(output, stopped_early=True)
-        return output, bool(keep_going)
-
-    # -- helpers ------------------------------------------------------------------------
-    def _restore(
-        self, store: RunStore | None, params: Any, n_steps: int
-    ) -> tuple[Any, Any, dict[str, Any], int, list[dict[str, Any]]]:
-        """Params, optimizer state, simulator states, first step and history to start from."""
-        states: dict[str, Any] = {sim.name: None for sim in self.simulators}
-        if store is None:
-            return params, self.optimizer.init(params), states, 0, []
-        history = store.history()
-        latest = store.latest()
-        first = 0
-        opt_state = self.optimizer.init(params)
-        if latest is not None:
-            ckpt = latest.checkpoint
-            params = decode_tree(params, ckpt["params"], "parameters")
-            opt_state = decode_tree(
-                self.optimizer.init(params), ckpt["opt_state"], "optimizer state"
-            )
-            states, reset = decode_states(ckpt["simulator_states"])
-            for sim_name, type_name in reset.items():
-                store.event("state_reset", {"simulator": sim_name, "type": type_name})
-            first = int(ckpt["next_step"])
-        store.event("resumed" if first else "started", {"step": first, "n_steps": n_steps})
-        store.set_status(RunStatus.RUNNING)
-        return params, opt_state, states, first, history
-
-    def _open_store(self, n_steps: int) -> RunStore | None:
-        if self.storage is None or self.name is None:
-            return None
-        spec = build_spec(
-            self.name,
-            [s.name for s in self.simulators],
-            [o.name for o in self.objectives],
-            n_steps,
-            {
-                "observables": {o.name: list(o.required_observables) for o in self.objectives},
-                "optimizer": type(self.optimizer).__name__,
-                "aggregate_grad_fn": getattr(
-                    self.aggregate_grad_fn, "__name__", repr(self.aggregate_grad_fn)
-                ),
-            },
-        )
-        resume = self.resume
-        if resume == "auto":  # a batch job that may be requeued runs the same script
-            from raysweep.store import locate
-
-            resume = locate(self.storage, spec["name"]).exists()
-        if resume:
-            return RunStore.resume(self.storage, spec)
-        return RunStore.create(self.storage, spec)
-
-    def _options_checked(self, rx: Any) -> None:
-        for unit, options in self.options.items():
-            rx.validate_options(options, unit)
-
-    def _task_options(self, unit: str, started_ray: bool) -> dict[str, Any]:
-        options = dict(self.options[unit])
-        if self.runtime_env and not started_ray and "runtime_env" not in options:
-            options["runtime_env"] = self.runtime_env
-        return options
-
-    def _retries(self, unit: str) -> int:
-        # Ray's -1 (retry forever) would loop on a deterministic bug in user code.
-        return max(0, int(self.options[unit].get("max_retries", 0) or 0))
+        self._session = session
+        # Ends the processes when the optimizer is collected or at exit, whichever first.
+        self._finalizer = weakref.finalize(self, session.close)
+        return session

@@ -1,4 +1,9 @@
-"""What the optimizer hands to the callback after every step, and returns at the end."""
+"""What the optimizer hands back: a step's output and state, the run's output.
+
+:class:`OptimizerState` and :class:`StepOutput` are the functional interface
+(``out = opt.step(params, state)``, optax-style: state in, new state out);
+:class:`OptimizerOutput` is what ``run`` hands to its callback and returns.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Callback", "LazyObservables", "OptimizerOutput"]
+__all__ = ["Callback", "LazyObservables", "OptimizerOutput", "OptimizerState", "StepOutput"]
 
 
 class LazyObservables(Mapping[str, Any]):
@@ -67,3 +72,55 @@ class OptimizerOutput:
 
 #: ``callback(output, step) -> (modified output or None, keep_going)``.
 Callback = Callable[[OptimizerOutput, int], tuple[OptimizerOutput | None, bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class OptimizerState:
+    """Everything a step needs besides the params; pass it back to continue exactly.
+
+    Attributes:
+        optimizer_state: the optax state (``optimizer.init(params)`` at first).
+        component_state: ``{unit name: state}`` for every simulator and
+            objective (mythos's name): what each simulator's ``run`` returned,
+            what each stateful objective returned with its answer; ``None`` for
+            a unit that has none yet (and always for stateless objectives).
+        observables: ``{qualified observable name: Ray ObjectRef}``: the last
+            observables of each simulator, kept so objectives that reuse
+            observables get them again without a new simulation. References,
+            never values: the data stays in Ray's object store, and lives as
+            long as this state does (and Ray does).
+        step: the index of the next step (the number of steps taken).
+    """
+
+    optimizer_state: Any
+    component_state: Mapping[str, Any] = field(default_factory=dict)
+    observables: Mapping[str, Any] = field(default_factory=dict)
+    step: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutput:
+    """What :meth:`RayOptimizer.step` returns.
+
+    Attributes:
+        params: the parameters after the step's update.
+        state: the state to pass to the next ``step``.
+        grads: the aggregated gradient (at the step's parameters).
+        losses: ``{objective name: loss}``.
+        aux: ``{objective name: aux figures}``, as the objectives returned them.
+        record: the step's data as ``run`` stores it: ``losses``, ``loss``,
+            ``grad_norm``, ``params`` (the evaluated ones, as JSON), ``timings``,
+            ``simulators_run``, ``not_ready_retries`` and ``aux`` (as JSON).
+    """
+
+    params: Any
+    state: OptimizerState
+    grads: Any
+    losses: Mapping[str, float]
+    aux: Mapping[str, Mapping[str, Any]]
+    record: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def loss(self) -> float:
+        """The mean of ``losses``."""
+        return sum(self.losses.values()) / len(self.losses)

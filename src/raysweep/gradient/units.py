@@ -18,6 +18,7 @@ list such qualified names in ``required_observables``.
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -30,6 +31,7 @@ __all__ = [
     "Objective",
     "ObjectiveResult",
     "Simulator",
+    "takes_state",
     "validate_units",
 ]
 
@@ -46,25 +48,77 @@ class ObjectiveResult:
             the structure of the parameters (JAX arrays or NumPy arrays).
         aux: small JSON-friendly figures (numbers, short lists) to store with the
             step and show to the callback, e.g. ``{"density": 0.81}``.
+        state: for an objective whose ``compute`` takes ``state``: its state for
+            the next step (small and JSON-friendly, like a simulator's; it is
+            checkpointed). Ignored for objectives without a ``state`` argument.
     """
 
     loss: float
     grads: Any
     aux: Mapping[str, Any] = field(default_factory=dict)
+    state: Any = None
 
 
 @dataclass(frozen=True, slots=True)
 class NotReady:
     """An objective's answer that its observables cannot give a usable gradient.
 
-    The optimizer then runs the simulators the objective needs once more and asks
-    again; a second ``NotReady`` in the same step fails the step with ``reason``.
+    The optimizer then runs again the simulators exposing ``needs_update`` (all
+    the simulators the objective reads when it names none) and asks again; a
+    ``NotReady`` on the last allowed attempt of a step fails the step with ``reason``.
 
     Attributes:
         reason: why, in a few words (``"ESS 12 < 50"``); it ends up in the error.
+        needs_update: qualified names of the observables that must be refreshed
+            (mythos's ``needs_update``), e.g. ``(sim.observable("trajectory"),)``;
+            each must be one the objective reads.
+        state: for an objective whose ``compute`` takes ``state``: the state it
+            receives on the retry (and on the next step if the retry fails).
+
+    Example:
+        >>> NotReady("ESS 12 < 50", needs_update=["trajectory.MySim.md.1"]).needs_update
+        ('trajectory.MySim.md.1',)
     """
 
     reason: str = ""
+    needs_update: Sequence[str] = ()
+    state: Any = None
+
+    def __post_init__(self) -> None:
+        names = self.needs_update
+        if isinstance(names, str) or not isinstance(names, Iterable):
+            raise SpecError(
+                f"NotReady.needs_update must be a list of qualified observable names, got {names!r}"
+            )
+        names = tuple(names)
+        bad = [n for n in names if not isinstance(n, str) or not n]
+        if bad:
+            raise SpecError(
+                f"NotReady.needs_update must hold qualified observable names "
+                f"(sim.observable('x')), got {bad!r}"
+            )
+        object.__setattr__(self, "needs_update", names)
+
+
+def takes_state(objective: Objective) -> bool:
+    """Whether an objective's ``compute`` has a ``state`` argument (a stateful objective).
+
+    Example:
+        >>> class Counter(Objective):
+        ...     def compute(self, params, observables, state=None):
+        ...         return ObjectiveResult(0.0, {"x": 0.0}, state=(state or 0) + 1)
+        >>> takes_state(Counter(name="c", required_observables=["x.S.s"]))
+        True
+    """
+    try:
+        parameters = inspect.signature(objective.compute).parameters
+    except (TypeError, ValueError):  # a builtin or odd callable: no signature to read
+        return False
+    param = parameters.get("state")
+    return param is not None and param.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
 
 
 def _check_name(kind: str, name: object) -> str:
@@ -198,6 +252,15 @@ class Simulator(_Unit, abc.ABC):
 class Objective(_Unit, abc.ABC):
     """Base class of objectives: subclass it and write :meth:`compute`.
 
+    An objective whose ``compute`` takes a ``state`` argument
+    (``def compute(self, params, observables, state=None)``) is *stateful*: it
+    receives its own state (``None`` the first time) and returns the next one
+    with its answer (``ObjectiveResult(..., state=s)`` or ``NotReady(..., state=s)``).
+    What it returns is the state it gets next, on a not-ready retry in the
+    same step or on the next step; it is part of the optimizer state and of
+    every checkpoint, so keep it small and JSON-friendly. Objectives without a
+    ``state`` argument keep nothing between calls.
+
     Attributes:
         name: unique name; the key of its loss in the stored steps.
         required_observables: qualified names of the observables it reads.
@@ -250,7 +313,9 @@ class Objective(_Unit, abc.ABC):
 
         Returns:
             An :class:`ObjectiveResult`, or :class:`NotReady` to ask for fresh
-            simulation (at most once per step).
+            simulation (at most once per step). A stateful objective (see the
+            class) takes a third argument ``state`` and returns its next state in
+            the answer's ``state``.
         """
 
 
@@ -261,32 +326,38 @@ def validate_units(
     """Check names and wiring; map every qualified observable to its simulator.
 
     Raises:
-        SpecError: a unit of the wrong type, a name used twice (across simulators
-            and objectives), or a required observable no simulator exposes. The
+        SpecError: no simulator or no objective, a unit of the wrong type, a name
+            used twice (by two units, two observables, or a unit and an
+            observable), or a required observable no simulator exposes. The
             message names every culprit, not just the first.
     """
     if not simulators:
-        raise SpecError("at least one simulator is required")
+        raise SpecError("no simulators given: pass at least one Simulator (see Simulator.create_n)")
     if not objectives:
-        raise SpecError("at least one objective is required")
+        raise SpecError("no objectives given: pass at least one Objective reading the simulators")
     for sim in simulators:
         if not isinstance(sim, Simulator):
             raise SpecError(f"simulators must be Simulator instances, got {sim!r}")
     for obj in objectives:
         if not isinstance(obj, Objective):
             raise SpecError(f"objectives must be Objective instances, got {obj!r}")
+    # Units and observables share one namespace: states are keyed by unit name and
+    # observables by qualified name in the same OptimizerState and output.
     seen: dict[str, list[str]] = {}
     units: list[_Unit] = [*simulators, *objectives]
     for unit in units:
         seen.setdefault(unit.name, []).append(repr(unit))
-    dups = {name: owners for name, owners in seen.items() if len(owners) > 1}
-    if dups:
-        detail = "; ".join(f"{name!r} used by {', '.join(owners)}" for name, owners in dups.items())
-        raise SpecError(f"names must be unique across simulators and objectives: {detail}")
     producer: dict[str, str] = {}
     for sim in simulators:
         for qualified in sim.observables():
+            seen.setdefault(qualified, []).append(f"an observable of {sim!r}")
             producer[qualified] = sim.name
+    dups = {name: owners for name, owners in seen.items() if len(owners) > 1}
+    if dups:
+        detail = "; ".join(f"{name!r} used by {', '.join(owners)}" for name, owners in dups.items())
+        raise SpecError(
+            f"names must be unique across simulators, objectives and observables: {detail}"
+        )
     missing = [
         (obj.name, obs)
         for obj in objectives
