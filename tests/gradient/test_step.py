@@ -17,6 +17,8 @@ import ray
 from raysweep import errors
 from raysweep.errors import SpecError
 from raysweep.gradient import (
+    NotReady,
+    ObjectiveResult,
     OptimizerState,
     RayOptimizer,
     Simulator,
@@ -223,7 +225,13 @@ def test_unresolvable_step_names_attempts_objective_and_last_reason() -> None:
         assert opt.step(START).state.step == 1
 
 
-def test_optimizer_state_pickles_without_its_references() -> None:
-    """A state's units' states and optimizer state pickle (observables are refs)."""
+def test_states_and_answers_survive_pickling() -> None:
+    """An OptimizerState and stateful answers cross process boundaries intact."""
     state = OptimizerState(optax.sgd(0.1).init(START), {"s.0": 3}, {}, 4)
     assert pickle.loads(pickle.dumps(state)) == state
+    answer = NotReady("stale", needs_update=["value.EchoSim.s.0"], state={"calls": 2})
+    assert pickle.loads(pickle.dumps(answer)) == answer
+    result = ObjectiveResult(1.0, {"a": 0.5}, state=[1, 2])
+    assert pickle.loads(pickle.dumps(result)).state == [1, 2]
+    with pytest.raises(SpecError, match=r"needs_update must be a list .* got 'value'"):
+        NotReady("stale", needs_update="value")
