@@ -49,6 +49,8 @@ SEARCHERS: dict[str, str] = {
     "ax": "raysweep.sweep.searchers.ax_client:AxSearcher",
     "hebo": "raysweep.sweep.searchers.hebo_search:HEBOSearcher",
     "bayesopt": "raysweep.sweep.searchers.bayesopt:BayesOptSearcher",
+    # Exactly the configurations given, in order (the points of Hydra's launcher jobs).
+    "configs": "raysweep.sweep.searchers.given:GivenSearcher",
 }
 #: Names users bring from other tools, for the one they mean here.
 ALIASES: dict[str, str] = {
