@@ -257,3 +257,20 @@ def test_importing_raysweep_loads_no_tracking_library() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+class CtrlC(rs.Callback):
+    """Presses Ctrl-C when the first trial completes."""
+
+    def on_trial_complete(self, trial: Trial) -> None:
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_sweep_still_ends_its_tracking_run(storage: Path) -> None:
+    """Ctrl-C skips on_experiment_end; on_experiment_closed ends the run and drains."""
+    recording = Recording()
+    with pytest.raises(KeyboardInterrupt):
+        sweep(storage, [recording, CtrlC()])
+    assert recording.flush(timeout_s=60)
+    assert recording.events[0] == ("start", "exp")
+    assert recording.events[-1] == ("close", None)

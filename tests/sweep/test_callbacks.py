@@ -111,3 +111,39 @@ def test_verbose_is_checked() -> None:
     """verbose takes 0, 1 or 2."""
     with pytest.raises(rs.SpecError, match="verbose: expected 0, 1 or 2"):
         rs.run(square, SPACE, num_trials=1, verbose=5)
+
+
+class Closing(rs.Callback):
+    """Records the end hooks, in order; presses Ctrl-C after ``interrupt_after`` trials."""
+
+    def __init__(self, interrupt_after: int | None = None) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.interrupt_after = interrupt_after
+
+    def on_trial_complete(self, trial: rs.Trial) -> None:
+        done = sum(1 for hook, _ in self.calls if hook == "complete") + 1
+        self.calls.append(("complete", trial.trial_id))
+        if self.interrupt_after is not None and done >= self.interrupt_after:
+            raise KeyboardInterrupt
+
+    def on_experiment_end(self, result: rs.Result) -> None:
+        self.calls.append(("end", len(result.trials)))
+
+    def on_experiment_closed(self, error: BaseException | None) -> None:
+        self.calls.append(("closed", type(error).__name__ if error else None))
+
+
+def test_closed_is_the_last_call_after_a_normal_end(storage: Path) -> None:
+    closing = Closing()
+    _run(storage, [closing])
+    assert closing.calls[-2:] == [("end", 6), ("closed", None)]
+
+
+def test_closed_comes_with_the_exception_that_ended_the_run(storage: Path) -> None:
+    """Ctrl-C ends the run without on_experiment_end; on_experiment_closed still comes,
+    with the KeyboardInterrupt, which goes on to the caller."""
+    closing = Closing(interrupt_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        _run(storage, [closing])
+    assert [hook for hook, _ in closing.calls] == ["complete", "complete", "closed"]
+    assert closing.calls[-1] == ("closed", "KeyboardInterrupt")

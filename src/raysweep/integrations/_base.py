@@ -188,6 +188,11 @@ class LoggingCallback(Callback):
         self._end(result)
         self.close()
 
+    def on_experiment_closed(self, error: BaseException | None) -> None:
+        # A run ended by Ctrl-C or an error has no on_experiment_end: end it here.
+        if self._open:
+            self.close()
+
     # -- the gradient hook ----------------------------------------------------------------
     def __call__(self, output: OptimizerOutput, step: int) -> tuple[None, bool]:
         """``RayOptimizer.run``'s callback: log the step; never changes or stops the run.
@@ -320,7 +325,10 @@ class LoggingCallback(Callback):
             self._start_worker()
         # A worker stuck on the library leaves it full: close() logs what is pending.
         with contextlib.suppress(queue.Full):
-            self._queue.put(item, timeout=self.flush_timeout_s or None)
+            if self.flush_timeout_s:
+                self._queue.put(item, timeout=self.flush_timeout_s)
+            else:  # no wait at all (Queue.put's timeout=None would wait forever)
+                self._queue.put_nowait(item)
 
     def _start_worker(self) -> None:
         """Start the worker unless one runs (called with the lock held)."""

@@ -114,6 +114,7 @@ def execute(config: SweepConfig) -> Result:
             connect_timeout_s=config.connect_timeout_s,
         )
     io = _trial_io(config)
+    error: BaseException | None = None
     try:
         backend.start(guard.on_note)
         backend.prepare(config.objective.fn, metric=config.metric, hints=config.resources, io=io)
@@ -129,7 +130,11 @@ def execute(config: SweepConfig) -> Result:
             store.write_spec(spec)
             store.add_event("resumed", {"num_trials": config.num_trials})
         return _execute(config, searcher, store, backend, concurrency, guard, io)
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
+        guard.on_experiment_closed(error)
         if display is not None:
             display.close()
         backend.shutdown()

@@ -90,6 +90,13 @@ class Callback:
     def on_experiment_end(self, result: Result) -> None:
         """The experiment stopped: finished, a stop condition, or too many failures."""
 
+    def on_experiment_closed(self, error: BaseException | None) -> None:
+        """Always the last call, however the run ended: after
+        :meth:`on_experiment_end` when it ended normally, or with the exception
+        that ended it (Ctrl-C's ``KeyboardInterrupt``, a lost store, an infeasible
+        space...), which goes on to the caller. Release what the callback holds
+        here (files, threads, a tracking run)."""
+
 
 class CallbackGuard(Callback):
     """All of an experiment's callbacks behind one, each call isolated.
@@ -145,6 +152,9 @@ class CallbackGuard(Callback):
 
     def on_experiment_end(self, result: Result) -> None:
         self._call("on_experiment_end", result)
+
+    def on_experiment_closed(self, error: BaseException | None) -> None:
+        self._call("on_experiment_closed", error)
 
     def summary(self) -> dict[str, Any]:
         """The errors as stored in the ``callback_errors`` event."""
