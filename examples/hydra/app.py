@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import logging
 
+import hydra
 import numpy as np
 from omegaconf import DictConfig
-
-import hydra
 
 log = logging.getLogger(__name__)
 

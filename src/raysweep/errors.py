@@ -81,11 +81,14 @@ class RayConnectError(RaysweepError, ConnectionError):
     line; nothing was started or written."""
 
 
-class StepFailedError(RaysweepError):
-    """Raised by the gradient optimizer when a step cannot complete: a unit failed
-    (or its process died) past its retries, an objective stayed not ready, or an
-    objective returned a gradient unlike the params. The message names the step,
-    the unit and the reason in one line."""
+class StepFailedError(RaysweepError, RuntimeError):
+    """Raised by the gradient optimizer (``RayOptimizer.step``, and so ``run``) when a
+    step cannot complete: a unit failed (or its process died) past its retries, an
+    objective was still not ready when the step's attempts ran out (the message says
+    the step could not be resolved after N attempts and names the objective and its
+    last reason), or an objective returned a gradient unlike the params. The
+    message names the step, the unit and the reason in one line. A ``RuntimeError``
+    too, as mythos raised, so ``except RuntimeError`` written for mythos catches it."""
 
 
 class StoreError(RaysweepError):

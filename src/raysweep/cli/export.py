@@ -23,13 +23,13 @@ import errno
 import io
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
+from raysweep._files import write_text_atomic
 from raysweep.errors import RaysweepError, SpecError
 from raysweep.view import Experiment, load
 from raysweep.view._frames import TIME_COLUMNS, iso_time, report_rows
@@ -94,27 +94,17 @@ def _table(exp: Experiment, what: str | None) -> str:
 
 
 def write_output(output: Path, text: str) -> None:
-    """Write ``text`` to ``output`` whole or not at all, naming the file on failure.
-
-    A regular file is written under a temporary name beside it and renamed into
-    place, so a full disk never leaves half an export where the last one was.
-    Special files (``/dev/stdout``, a FIFO) are written directly.
+    """Write ``text`` to ``output`` whole or not at all (``write_text_atomic``),
+    naming the file on failure.
 
     Raises:
         SpecError: the target cannot be written (no permission, no such folder):
             fixable input, exit 2.
         RaysweepError: the disk is full (or another I/O failure): exit 1.
     """
-    direct = output.exists() and not output.is_file() and not output.is_dir()
-    target = output if direct else output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
-        with open(target, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        if not direct:
-            os.replace(target, output)
+        write_text_atomic(output, text)
     except OSError as exc:
-        if not direct:
-            target.unlink(missing_ok=True)
         why = exc.strerror or type(exc).__name__
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
             raise RaysweepError(f"--output {output}: cannot write the export: {why}") from None

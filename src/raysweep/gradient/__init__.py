@@ -31,8 +31,8 @@ used and raise :class:`~raysweep.errors.MissingExtraError` if they are missing.
 
 from __future__ import annotations
 
+from raysweep.errors import StepFailedError
 from raysweep.gradient.difftre import DiffTReObjective, SampledTrajectory
-from raysweep.gradient.errors import StepFailedError
 from raysweep.gradient.optimizer import RayOptimizer
 from raysweep.gradient.output import Callback, OptimizerOutput, OptimizerState, StepOutput
 from raysweep.gradient.trees import NonFiniteGradientError, tree_mean, tree_weighted

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from raysweep.errors import StepFailedError
 from raysweep.gradient import _ray_exec as rx
-from raysweep.gradient.errors import StepFailedError
 from raysweep.gradient.trees import tree_leaves
 from raysweep.gradient.units import NotReady, Objective, ObjectiveResult, Simulator, takes_state
 

@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from raysweep.errors import StepFailedError
 from raysweep.gradient._step import StepResult
-from raysweep.gradient.errors import StepFailedError
 from raysweep.gradient.trees import (
     NonFiniteGradientError,
     describe_shapes,

@@ -18,10 +18,10 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from raysweep._files import write_text_atomic
 from raysweep.plots._data import Section
 from raysweep.plots.sections import ExperimentLike, build_sections, summary
 
@@ -42,11 +42,4 @@ def write_report(source: str | os.PathLike[str] | Any, path: str | os.PathLike[s
     import raysweep
 
     exp = raysweep.load(source) if isinstance(source, str | os.PathLike) else source
-    text = render(exp)
-    out = Path(path)
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", delete=False
-    ) as fh:
-        fh.write(text)
-    os.replace(fh.name, out)
-    return out
+    return write_text_atomic(path, render(exp))

@@ -151,7 +151,8 @@ class SweepConfig:
     searcher: SearcherChoice = field(metadata=_option(
         doc="'auto' (a model-based choice by space, budget and parallelism), 'tpe', 'gp', "
         "'cmaes', 'qmc', 'nsga2', 'nsga3', 'ax', 'hebo', 'bayesopt', 'random', 'grid', "
-        "'sobol', {name: ..., <option>: ...}, or a Searcher instance",
+        "'sobol', {name: configs, configs: [...]} (exactly the configurations given), "
+        "{name: ..., <option>: ...}, or a Searcher instance",
         check=checks.searcher, default="auto", to_json=SearcherChoice.to_json,
         from_json=checks.plugin_from_json,
         annotation="str | Mapping[str, Any] | Searcher",

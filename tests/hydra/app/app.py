@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 
-from omegaconf import DictConfig
-
 import hydra
+from omegaconf import DictConfig
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
