@@ -8,9 +8,7 @@ root, no apt) the tests are skipped, saying why. Screenshots go to
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,37 +16,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.debian import apt_install
 
 #: Debian's packages: the browser, and the WebDriver that drives it.
 PACKAGES = ("chromium", "chromium-driver")
 BROWSER = "chromium"
 DRIVER = "chromedriver"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-
-
-def missing() -> list[str]:
-    """The commands of the browser and its driver not on PATH."""
-    return [b for b in (BROWSER, DRIVER) if shutil.which(b) is None]
-
-
-def install() -> str | None:
-    """Install Debian's chromium and its driver (apt); ``None``, or why it could not."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return f"{', '.join(missing())} not installed, and installing needs root"
-    if shutil.which("apt-get") is None:
-        return f"{', '.join(missing())} not installed, and there is no apt-get"
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for args in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES],
-    ):
-        done = subprocess.run(
-            args, env=env, capture_output=True, text=True, timeout=900, check=False
-        )
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            return f"cannot install chromium: {' '.join(args[:2])} failed: {last}"
-    return f"chromium installed, but {', '.join(missing())} still missing" if missing() else None
 
 
 def start() -> Any:
@@ -73,10 +47,9 @@ def start() -> Any:
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     """One headless chromium for the package's tests, quit at the end."""
-    if missing():
-        reason = install()
-        if reason is not None:
-            pytest.skip(reason)
+    reason = apt_install("chromium", PACKAGES, (BROWSER, DRIVER))
+    if reason is not None:
+        pytest.skip(reason)
     driver = start()
     try:
         yield driver

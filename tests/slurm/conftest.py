@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.debian import apt_install
 from tests.slurm import slurm_daemons
 from tests.slurm.slurm_daemons import SlurmCluster
 
@@ -22,10 +23,9 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
     """Two Slurm nodes (n1, n2) with a controller and a munge of their own."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         pytest.skip("the Slurm tests run slurmd, which starts jobs as their user: needs root")
-    if slurm_daemons.missing():
-        reason = slurm_daemons.install()
-        if reason is not None:
-            pytest.skip(reason)
+    reason = apt_install("Slurm", slurm_daemons.PACKAGES, slurm_daemons.BINARIES)
+    if reason is not None:
+        pytest.skip(reason)
     cluster = slurm_daemons.start()
     yield cluster
     slurm_daemons.stop(cluster)

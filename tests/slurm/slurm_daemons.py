@@ -131,29 +131,6 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(out) or f"(no {path})"
 
 
-def missing() -> list[str]:
-    """The commands of :data:`BINARIES` not on PATH."""
-    return [b for b in BINARIES if shutil.which(b) is None]
-
-
-def install() -> str | None:
-    """Install Debian's Slurm and munge (apt); ``None``, or why it could not."""
-    if shutil.which("apt-get") is None:
-        return f"Slurm is not installed ({', '.join(missing())} missing) and there is no apt-get"
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for args in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES],
-    ):
-        done = subprocess.run(
-            args, env=env, capture_output=True, text=True, timeout=900, check=False
-        )
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            return f"cannot install Slurm: {' '.join(args[:2])} failed: {last}"
-    return f"Slurm installed, but {', '.join(missing())} still missing" if missing() else None
-
-
 def _free_ports(count: int) -> list[int]:
     with contextlib.ExitStack() as stack:
         socks = [stack.enter_context(socket.socket()) for _ in range(count)]
