@@ -1,6 +1,6 @@
 """What runs inside a host: the worker process that serves some units for a whole run.
 
-A host (a Ray actor made from :class:`UnitHost` by ``_ray_exec``) unpickles each
+A host (a Ray actor made from :class:`UnitHost` by ``_executor``) unpickles each
 of its units once and calls it step after step, so the unit's imports and
 compiled code stay warm. It checks what user code returned, so a wrong answer
 is reported with the unit's name, and returns small results the driver fetches:
