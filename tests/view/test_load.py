@@ -207,3 +207,10 @@ def test_load_of_a_gradient_run(tmp_path: Path) -> None:
     assert frame.loc[0, "timings/step_s"] == 2.5
     assert frame.loc[0, "simulators_run"] == "sim.0;sim.1"
     assert not any(c.startswith("params/table") for c in frame.columns)
+
+
+@pytest.mark.parametrize("given", [123, "", None, ["runs/demo"]])
+def test_not_a_path_is_one_line(given: object) -> None:
+    with pytest.raises(SpecError, match=r"^load: expected an experiment folder, .*, got ") as info:
+        rs.load(given)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 
+from raysweep._checks import describe
+from raysweep.errors import SpecError
 from raysweep.objectives import Objectives
 from raysweep.store import ExperimentStore, ReadPosition, StepRecord, open_experiment
 from raysweep.store._base import Changes
@@ -50,7 +52,8 @@ def load(path_or_url: str | os.PathLike[str]) -> Experiment:
             experiment names, or the experiments a storage folder holds).
         StoreError: the store is damaged, not a raysweep experiment, newer than
             this raysweep, or its stored spec is bad.
-        SpecError: an unsupported URL scheme.
+        SpecError: not a path or URL (an empty one included), or an unsupported
+            URL scheme.
 
     Example:
         >>> import raysweep as rs
@@ -59,6 +62,11 @@ def load(path_or_url: str | os.PathLike[str]) -> Experiment:
         >>> exp.refresh()  # doctest: +SKIP
         True
     """
+    if not isinstance(path_or_url, str | os.PathLike) or not os.fspath(path_or_url):
+        raise SpecError(
+            f"load: expected an experiment folder, its experiment.db or a URL "
+            f"(e.g. 'runs/demo'), got {describe(path_or_url)}"
+        )
     store = open_experiment(path_or_url, readonly=True)
     try:
         return Experiment(store)
