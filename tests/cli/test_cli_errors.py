@@ -16,6 +16,7 @@ import yaml
 
 from raysweep.errors import (
     InfeasibleSpaceError,
+    MissingExtraError,
     RaysweepError,
     StoreWriteError,
     TooManyFailuresError,
@@ -403,3 +404,22 @@ def test_export_to_a_target_that_cannot_be_written(
     proc = cli("export", "exp", "-o", target, cwd=tmp_path)
     assert_one_line_error(proc, code, "--output", target, fragment)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_missing_extra_is_bad_input(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A command whose optional library is missing exits 2 with the pip line, like a
+    searcher whose library is missing: found before anything ran."""
+    from click.testing import CliRunner
+
+    from raysweep.cli.main import cli as group
+    from tests.view.helpers import make_sweep
+
+    folder = make_sweep(tmp_path / "runs")
+
+    def missing(*args: Any, **kwargs: Any) -> None:
+        raise MissingExtraError("plotly", "report", "raysweep report")
+
+    monkeypatch.setattr("raysweep.plots.write_report", missing)
+    done = CliRunner().invoke(group, ["report", str(folder), "-o", str(tmp_path / "x.html")])
+    assert done.exit_code == 2, done.output
+    assert 'pip install "raysweep[report]"' in done.output

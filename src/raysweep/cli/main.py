@@ -40,6 +40,7 @@ from raysweep.errors import (
     ExperimentExistsError,
     ExperimentMismatchError,
     ExperimentNotFoundError,
+    MissingExtraError,
     RaysweepError,
     SpecError,
     StoreError,
@@ -56,6 +57,7 @@ __all__ = ["Interrupted", "RunFailed", "cli", "main"]
 #: Errors about the input: nothing ran, the user fixes the command or the file.
 _INPUT_ERRORS = (
     SpecError,
+    MissingExtraError,  # found before anything ran, like a missing searcher library
     StoreError,
     ExperimentExistsError,
     ExperimentNotFoundError,
@@ -329,6 +331,7 @@ def _print_summary(console: Console, result: Result) -> None:
         markup=False,
         soft_wrap=True,
     )
+    out(f"plots: raysweep report {where} -o report.html", markup=False, soft_wrap=True)
 
 
 cli.add_command(status_command)
