@@ -28,6 +28,7 @@ class FakeExperiment:
     status = "running"
     spec: Mapping[str, Any] = {"num_trials": 5}
     objectives = Objectives.single("loss")
+    best = None
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from raysweep.objectives import Objectives
 from raysweep.plots import figures, gradient, params, timeline
-from raysweep.plots._data import Section, completed, config_names, state_of
+from raysweep.plots._data import Section, config_names, state_of
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from raysweep.trial import Trial
 
 __all__ = ["SLICE_PARAMS", "ExperimentLike", "build_sections", "summary"]
 
@@ -42,6 +44,8 @@ class ExperimentLike(Protocol):
     def spec(self) -> Mapping[str, Any]: ...
     @property
     def objectives(self) -> Objectives | None: ...
+    @property
+    def best(self) -> Trial | None: ...
     def trials_dataframe(self) -> pd.DataFrame: ...
     def reports_dataframe(self) -> pd.DataFrame: ...
     def steps_dataframe(self) -> pd.DataFrame: ...
@@ -105,13 +109,8 @@ def summary(exp: ExperimentLike) -> list[tuple[str, str]]:
     objectives = exp.objectives
     if objectives is not None:
         lines.append(("objective", objectives.describe()))
-        if not objectives.multi:
-            done = completed(trials, [objectives.metric])
-            if not done.empty:
-                ordered = done.sort_values(
-                    f"metrics/{objectives.metric}", ascending=objectives.mode == "min"
-                )
-                top = ordered.iloc[0]
-                value = float(top[f"metrics/{objectives.metric}"])
-                lines.append(("best", f"trial {top['trial_id']}: {objectives.metric}={value:.6g}"))
+        best = exp.best  # the experiment's own rule (ties: the lowest id), as status shows it
+        if not objectives.multi and best is not None:
+            value = float(best.metrics[objectives.metric])
+            lines.append(("best", f"trial {best.trial_id}: {objectives.metric}={value:.6g}"))
     return lines
