@@ -21,31 +21,26 @@ tunnel (``ssh -L 8765:127.0.0.1:8765 login-node``) rather than ``--host 0.0.0.0`
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import os
 import socket
 from collections.abc import Callable
 from typing import Any
 
+from raysweep._extras import require
 from raysweep.dashboard._page import SCRIPT, page
 from raysweep.dashboard.live import LiveExperiment, Refreshable
-from raysweep.errors import MissingExtraError, SpecError
+from raysweep.errors import SpecError
 from raysweep.plots._plotly import plotly_js
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "POLL_MS", "bind", "create_app", "is_loopback", "serve"]
 
+#: What needs the ``dashboard`` extra, for the missing-library message.
+_FEATURE = "raysweep dashboard"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 #: How often the page asks for changes.
 POLL_MS = 2000
-
-
-def _require(module: str, package: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingExtraError(package, "dashboard", "raysweep dashboard") from exc
 
 
 def create_app(
@@ -57,9 +52,9 @@ def create_app(
     ``raysweep.load`` takes, or a function opening it), re-read at most every
     ``min_interval_s``. The experiment is opened here: a missing one raises now.
     :func:`serve` closes it when the server stops (``app.state.live.close()``)."""
-    applications = _require("starlette.applications", "starlette")
-    responses = _require("starlette.responses", "starlette")
-    routing = _require("starlette.routing", "starlette")
+    applications = require("starlette.applications", "dashboard", _FEATURE)
+    responses = require("starlette.responses", "dashboard", _FEATURE)
+    routing = require("starlette.routing", "dashboard", _FEATURE)
     bundle = plotly_js("raysweep dashboard")
     if callable(source):
         opener = source
@@ -139,7 +134,7 @@ def serve(app: Any, sock: socket.socket) -> None:
     """Run ``app`` on the bound ``sock`` until interrupted (Ctrl-C, SIGTERM), then
     release the experiment."""
     try:
-        uvicorn = _require("uvicorn", "uvicorn")
+        uvicorn = require("uvicorn", "dashboard", _FEATURE)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -7,28 +7,20 @@ feature that needs one imports it here, and a missing one is a
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from raysweep.errors import MissingExtraError
+from raysweep._extras import require
 
 __all__ = ["require_jax", "require_optax"]
 
 
-def _require(module: str, feature: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingExtraError(module, "jax", feature) from exc
-
-
 def require_jax(feature: str) -> Any:
     """The ``jax`` module, or ``MissingExtraError`` naming ``feature``."""
-    jax = _require("jax", feature)
-    _require("jax.numpy", feature)
+    jax = require("jax", "jax", feature)
+    require("jax.numpy", "jax", feature)
     return jax
 
 
 def require_optax(feature: str) -> Any:
     """The ``optax`` module, or ``MissingExtraError`` naming ``feature``."""
-    return _require("optax", feature)
+    return require("optax", "jax", feature)

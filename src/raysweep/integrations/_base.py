@@ -51,7 +51,6 @@ __all__ = [
     "DEFAULT_QUEUE_SIZE",
     "LoggingCallback",
     "option",
-    "require",
 ]
 
 _log = logging.getLogger("raysweep.integrations")
@@ -69,19 +68,6 @@ class _Close:
 
 
 _CLOSE = _Close()
-
-
-def require(module: str, package: str, extra: str, feature: str) -> Any:
-    """Import ``module`` now, or raise :class:`MissingExtraError` naming the extra.
-
-    Example:
-        >>> require("json", "json", "json", "a doctest").__name__
-        'json'
-    """
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingExtraError(package, extra, feature) from exc
 
 
 def option(name: str, check: Callable[..., Any], value: Any, **kwargs: Any) -> Any:

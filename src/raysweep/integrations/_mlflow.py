@@ -20,12 +20,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from raysweep._checks import expect_mapping, expect_str
+from raysweep._extras import require
 from raysweep.integrations._base import (
     DEFAULT_FLUSH_TIMEOUT_S,
     DEFAULT_QUEUE_SIZE,
     LoggingCallback,
     option,
-    require,
 )
 from raysweep.integrations._records import (
     config_value,
@@ -126,8 +126,8 @@ class MLflowCallback(LoggingCallback):
 
     # -- MLflow ---------------------------------------------------------------------------
     def _connect(self, experiment_name: str) -> None:
-        mlflow = require("mlflow", "mlflow-skinny", "mlflow", "MLflowCallback")
-        self._entities = require("mlflow.entities", "mlflow-skinny", "mlflow", "MLflowCallback")
+        mlflow = require("mlflow", "mlflow", "MLflowCallback", "mlflow-skinny")
+        self._entities = require("mlflow.entities", "mlflow", "MLflowCallback", "mlflow-skinny")
         client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
         found = client.get_experiment_by_name(experiment_name)
         if found is None:

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from raysweep._checks import expect_str
+from raysweep._extras import require
 from raysweep.integrations._base import (
     DEFAULT_FLUSH_TIMEOUT_S,
     DEFAULT_QUEUE_SIZE,
     LoggingCallback,
     option,
-    require,
 )
 from raysweep.integrations._records import (
     config_value,
@@ -54,7 +54,7 @@ _FLUSH_S = 5
 
 
 def _tb(module: str) -> Any:
-    return require(module, "tensorboard", "tensorboard", _FEATURE)
+    return require(module, "tensorboard", _FEATURE)
 
 
 class TensorBoardCallback(LoggingCallback):

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from raysweep._checks import expect_str
+from raysweep._extras import require
 from raysweep.errors import SpecError
 from raysweep.integrations._base import (
     DEFAULT_FLUSH_TIMEOUT_S,
     DEFAULT_QUEUE_SIZE,
     LoggingCallback,
     option,
-    require,
 )
 from raysweep.integrations._records import (
     config_value,
@@ -114,7 +114,7 @@ class WandbCallback(LoggingCallback):
         self._name = ""
 
     def _init(self, key: int, *, project: str, run: str, job_type: str, **kwargs: Any) -> Any:
-        wandb = require("wandb", "wandb", "wandb", "WandbCallback")
+        wandb = require("wandb", "wandb", "WandbCallback")
         if self.dir is not None:
             self.dir.mkdir(parents=True, exist_ok=True)
         started = wandb.init(

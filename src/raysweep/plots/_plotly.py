@@ -10,17 +10,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from raysweep.errors import MissingExtraError
+from raysweep._extras import require
 
 __all__ = ["go", "plotly_js", "subplots"]
 
 
 def go(feature: str = "raysweep report") -> Any:
     """``plotly.graph_objects``, or ``MissingExtraError`` naming ``feature``."""
-    try:
-        return importlib.import_module("plotly.graph_objects")
-    except ImportError as exc:
-        raise MissingExtraError("plotly", "report", feature) from exc
+    return require("plotly.graph_objects", "report", feature)
 
 
 def subplots(feature: str = "raysweep report") -> Any:

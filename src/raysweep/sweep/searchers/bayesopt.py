@@ -54,7 +54,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from raysweep.errors import InfeasibleSpaceError, MissingExtraError, RaysweepError, SpecError
+from raysweep._extras import require
+from raysweep.errors import InfeasibleSpaceError, RaysweepError, SpecError
 from raysweep.sweep.searchers._base import SearchContext, Searcher
 from raysweep.sweep.searchers._encoding import Encoding
 from raysweep.sweep.searchers.random import MAX_DRAWS, check_seed, first_feasible
@@ -75,11 +76,7 @@ ACQUISITIONS: dict[str, tuple[str, float]] = {
 
 def import_bayes_opt() -> Any:
     """The ``bayes_opt`` module, or :class:`MissingExtraError` naming the extra."""
-    try:
-        import bayes_opt
-    except ImportError as exc:
-        raise MissingExtraError("bayesian-optimization", "bayesopt", "searcher 'bayesopt'") from exc
-    return bayes_opt
+    return require("bayes_opt", "bayesopt", "searcher 'bayesopt'", "bayesian-optimization")
 
 
 def _key(config: Mapping[str, Any]) -> str:

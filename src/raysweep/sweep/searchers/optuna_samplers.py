@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from raysweep.errors import InfeasibleSpaceError, MissingExtraError, RaysweepError, SpecError
+from raysweep._extras import require
+from raysweep.errors import InfeasibleSpaceError, RaysweepError, SpecError
 from raysweep.sweep.searchers._base import SearchContext, Searcher
 from raysweep.sweep.searchers._encoding import Encoding, Kind
 from raysweep.sweep.searchers._torch import check_threads, torch_threads
@@ -67,10 +68,7 @@ MODEL_TRIES = 20
 
 def import_optuna(feature: str) -> Any:
     """The ``optuna`` module, quietened, or :class:`MissingExtraError` naming ``feature``."""
-    try:
-        import optuna
-    except ImportError as exc:
-        raise MissingExtraError("optuna", "optuna", feature) from exc
+    optuna = require("optuna", "optuna", feature)
     # Optuna logs every told trial at INFO; the progress display already shows them.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
@@ -512,10 +510,7 @@ class GPSearcher(OptunaSearcher):
     ) -> None:
         super().__init__(seed)
         self.threads = check_threads(threads, self.name)
-        try:
-            import torch  # noqa: F401 - Optuna's GP sampler runs on torch
-        except ImportError as exc:
-            raise MissingExtraError("torch", "gp", "searcher 'gp'") from exc
+        require("torch", "gp", "searcher 'gp'")  # Optuna's GP sampler runs on torch
         self.n_startup_trials = _count(n_startup_trials, "n_startup_trials", self.name)
         if not isinstance(deterministic_objective, bool):
             raise SpecError(
@@ -554,10 +549,7 @@ class CmaEsSearcher(OptunaSearcher):
 
     def __init__(self, seed: int | None = None, popsize: int | None = None) -> None:
         super().__init__(seed)
-        try:
-            import cmaes  # noqa: F401 - Optuna's CMA-ES sampler runs on it
-        except ImportError as exc:
-            raise MissingExtraError("cmaes", "optuna", "searcher 'cmaes'") from exc
+        require("cmaes", "optuna", "searcher 'cmaes'")  # Optuna's CMA-ES sampler runs on it
         self.popsize = None if popsize is None else _count(popsize, "popsize", self.name)
 
     def make_sampler(self, seed: int) -> Any:
