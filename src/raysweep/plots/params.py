@@ -76,7 +76,7 @@ def importances(
     if len(done) < MIN_IMPORTANCE_TRIALS:
         return f"importance needs ≥ {MIN_IMPORTANCE_TRIALS} completed trials, there are {len(done)}"
     try:
-        from raysweep.sweep.searchers.optuna_samplers import import_optuna
+        from raysweep.sweep.searchers._optuna import import_optuna
 
         optuna = import_optuna("parameter importance in the report")
     except MissingExtraError as exc:

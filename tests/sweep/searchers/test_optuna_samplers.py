@@ -15,7 +15,7 @@ pytest.importorskip("optuna")
 from raysweep.errors import SpecError
 from raysweep.objectives import Direction, Metric, Objectives
 from raysweep.sweep.searchers import SearchContext, Searcher, make_searcher
-from raysweep.sweep.searchers.optuna_samplers import OptunaSearcher
+from raysweep.sweep.searchers._optuna import OptunaSearcher
 from raysweep.sweep.space import SearchSpace, choice, uniform
 from raysweep.sweep.space.constraints import ConstraintSet
 from raysweep.trial import Trial, TrialState
