@@ -270,6 +270,40 @@ def test_from_any_reads_yaml_style_mappings() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "write"),
+    [
+        ("uniform(-5, 10)", "{type: uniform, low: -5, high: 10}"),
+        ("tune.loguniform(1e-4, high=0.1)", "{type: loguniform, low: 0.0001, high: 0.1}"),
+        ("choice(['a', 'b'])", "{type: choice, values: ['a', 'b']}"),
+        ("rs.randint(1, 5).when('opt == 1')", "{type: randint, low: 1, high: 5, when: 'opt == 1'}"),
+        ("Uniform(0, 1)", "{type: uniform, low: 0, high: 1}"),
+        ("randint(1,", "{type: randint, ...}"),
+        ("uniform(a, b)", "{type: uniform, ...}"),
+        ("uniform(0, 1, 2)", "{type: uniform, ...}"),
+    ],
+)
+def test_a_domain_written_as_a_string_is_refused_with_its_mapping(text: str, write: str) -> None:
+    """YAML has no calls: ``x: uniform(0, 1)`` is text, which every trial would get as
+    a constant; the error shows the mapping to write and how to keep the text."""
+    with pytest.raises(SpecError) as info:
+        SearchSpace.from_any({"x": text})
+    message = str(info.value)
+    assert message.startswith(f"parameter 'x': {text!r} is a string, not a domain; write {write} ")
+    assert f"{{type: fixed, value: {text!r}}}" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("text", ["relu", "f(x)", "lambda: 1", "(1, 2)", "uniform"])
+def test_other_strings_stay_constants(text: str) -> None:
+    assert SearchSpace.from_any({"x": text}).fixed == {"x": text}
+
+
+def test_a_call_like_string_can_be_kept_as_a_fixed_mapping() -> None:
+    space = SearchSpace.from_any({"x": {"type": "fixed", "value": "uniform(0, 1)"}})
+    assert space.fixed == {"x": "uniform(0, 1)"}
+
+
+@pytest.mark.parametrize(
     ("spec", "match"),
     [
         (

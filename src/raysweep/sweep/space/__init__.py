@@ -20,7 +20,10 @@ Example:
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import math
+import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -100,6 +103,52 @@ def _yaml_number(value: Any) -> Any:
             except ValueError:
                 pass
     return value
+
+
+#: A string that reads as a domain call (``"uniform(0, 1)"``, ``"tune.choice([...])"``).
+_CALL_TEXT = re.compile(r"^\s*(?:[A-Za-z_]\w*\.)?([A-Za-z_]\w*)\s*\(")
+
+
+def _fixed_text(name: str, value: str) -> Domain:
+    """A string constant, unless it reads as a domain call: that is a domain written
+    in quotes (YAML has no calls), which would otherwise be passed to every trial as
+    text and fail there. ``{type: fixed, value: "..."}`` keeps such a string."""
+    match = _CALL_TEXT.match(value)
+    if match is None or match.group(1).lower() not in _YAML_TYPES:
+        return Fixed(value)
+    kind = match.group(1).lower()
+    write = f"{{type: {kind}, ...}}"
+    with contextlib.suppress(SyntaxError, ValueError):
+        write = _mapping_text(kind, ast.parse(value.strip(), mode="eval").body) or write
+    raise SpecError(
+        f"parameter {name!r}: {value!r} is a string, not a domain; write {write} "
+        f"(or {{type: fixed, value: {value!r}}} to pass this text to every trial)"
+    )
+
+
+def _mapping_text(kind: str, node: ast.expr) -> str | None:
+    """``{type: uniform, low: 0, high: 1[, when: "..."]}`` for a call with literal
+    arguments (optionally followed by ``.when("...")``), else None."""
+    when = None
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "when"
+        and len(node.args) == 1
+    ):
+        when, node = ast.literal_eval(node.args[0]), node.func.value
+    if not isinstance(node, ast.Call):
+        return None
+    keys = _YAML_TYPES[kind][1]
+    given = dict(zip(keys, (ast.literal_eval(a) for a in node.args), strict=False))
+    given |= {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg in keys}
+    if len(node.args) + len(node.keywords) != len(keys) or len(given) != len(keys):
+        return None
+    args = [given[k] for k in keys]
+    items = [f"type: {kind}"] + [f"{k}: {a!r}" for k, a in zip(keys, args, strict=True)]
+    if when is not None:
+        items.append(f"when: {when!r}")
+    return "{" + ", ".join(items) + "}"
 
 
 def _domain_from_mapping(name: str, spec: Mapping[str, Any]) -> Domain:
@@ -223,6 +272,8 @@ class SearchSpace(Mapping[str, Domain]):
                     params[name] = value
                 elif isinstance(value, Mapping):
                     params[name] = _domain_from_mapping(name, value)
+                elif isinstance(value, str):
+                    params[name] = _fixed_text(name, value)
                 else:
                     params[name] = Fixed(value)
             return cls(params)
