@@ -133,6 +133,27 @@ def test_status_of_a_sweep_being_written(tmp_path: Path) -> None:
     assert "step=7, loss=0.75" in running
 
 
+def test_status_tells_creation_from_the_latest_resume(tmp_path: Path) -> None:
+    """A fresh run shows when it started; a resumed one when it was created and how
+    often and when last it was resumed (not the resume as its start)."""
+    directory = tmp_path / "hand"
+    sweep_store(directory).close()
+    text = invoke("status", str(directory))
+    assert any(line.startswith("started ") for line in text.splitlines())
+    assert "created" not in text
+    assert "resumed" not in text
+    store = SQLiteStore.open(directory)
+    try:
+        for _ in range(2):
+            store.add_event("resumed")
+    finally:
+        store.close()
+    lines = invoke("status", str(directory)).splitlines()
+    assert not any(line.startswith("started ") for line in lines)
+    assert any(line.startswith("created ") and " ago)" in line for line in lines)
+    assert any(line.startswith("resumed ") and "2 times, last " in line for line in lines)
+
+
 def test_status_tells_queued_trials_from_running_ones(tmp_path: Path) -> None:
     """Trials dispatched but still waiting for resources (no start yet) are counted and
     listed as queued, apart from the running ones, with how long they have waited."""

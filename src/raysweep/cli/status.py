@@ -143,7 +143,14 @@ def status_lines(
     shown = str(directory)
     grid.row("folder", shown if "://" in shown else display_path(shown))
     started = meta.get("started_at")
-    if started is not None:
+    created = exp.events("created")
+    resumes = len(exp.events("resumed"))
+    if created and resumes:  # "started" alone would read as the experiment's start
+        grid.row("created", _when(created[0]["time"], now))
+        times = "once" if resumes == 1 else f"{resumes} times"
+        if started is not None:
+            grid.row("resumed", f"{times}, last {_when(started, now)}")
+    elif started is not None:
         grid.row("started", _when(started, now))
     if (
         verdict is not None
