@@ -289,8 +289,17 @@ def test_a_domain_written_as_a_string_is_refused_with_its_mapping(text: str, wri
         SearchSpace.from_any({"x": text})
     message = str(info.value)
     assert message.startswith(f"parameter 'x': {text!r} is a string, not a domain; write {write} ")
-    assert f"{{type: fixed, value: {text!r}}}" in message
+    assert "(or {type: fixed, value: '...'} to pass this text to every trial)" in message
     assert "\n" not in message
+
+
+def test_a_long_call_like_string_is_shortened_in_the_error() -> None:
+    text = "uniform(" + "(" * 10_000 + ")" * 10_000 + ")"
+    with pytest.raises(
+        SpecError, match=r"^parameter 'x': 'uniform\(\(\(.*\.\.\.' is a string"
+    ) as info:
+        SearchSpace.from_any({"x": text})
+    assert len(str(info.value)) < 300
 
 
 @pytest.mark.parametrize("text", ["relu", "f(x)", "lambda: 1", "(1, 2)", "uniform"])

@@ -118,11 +118,12 @@ def _fixed_text(name: str, value: str) -> Domain:
         return Fixed(value)
     kind = match.group(1).lower()
     write = f"{{type: {kind}, ...}}"
-    with contextlib.suppress(SyntaxError, ValueError):
+    with contextlib.suppress(SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
         write = _mapping_text(kind, ast.parse(value.strip(), mode="eval").body) or write
+    shown = repr(value) if len(value) <= 80 else repr(value[:77] + "...")
     raise SpecError(
-        f"parameter {name!r}: {value!r} is a string, not a domain; write {write} "
-        f"(or {{type: fixed, value: {value!r}}} to pass this text to every trial)"
+        f"parameter {name!r}: {shown} is a string, not a domain; write {write} "
+        "(or {type: fixed, value: '...'} to pass this text to every trial)"
     )
 
 
