@@ -484,6 +484,11 @@ def fmt(problem: Problem, value: float) -> str:
     return f"{value:.3g}" if problem.figure == "regret" else f"{value:.4f}"
 
 
+def shown(problem: Problem, value: float) -> float:
+    """``value`` rounded as the tables show it (NaN stays NaN)."""
+    return value if math.isnan(value) else float(fmt(problem, value))
+
+
 def short(x: float) -> str:
     """Seconds and ratios with 3 significant digits, never in exponent form."""
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
@@ -560,14 +565,18 @@ def versus_best_peer(problem: Problem, runs: Sequence[Mapping[str, Any]]) -> str
     """
     from scipy.stats import mannwhitneyu
 
+    higher = problem.figure == "hypervolume"
+    worst = -math.inf if higher else math.inf  # a run with no feasible point
+
     def figures(who: str) -> list[float]:
+        # As the tables show them (on hgb_cancer the same number of errors gives
+        # figures 1e-5 apart, by the folds they fall in), so that equal ones tie.
         return [
-            r["figure"]
+            worst if math.isnan(r["figure"]) else shown(problem, r["figure"])
             for r in runs
             if r["problem"] == problem.name and r["contestant"] == who and r["status"] == "ok"
         ]
 
-    higher = problem.figure == "hypervolume"
     mine = figures("raysweep:auto")
     peers = {p: f for p in PEERS if (f := figures(p))}
     if len(mine) < 2 or not peers:
@@ -577,8 +586,8 @@ def versus_best_peer(problem: Problem, runs: Sequence[Mapping[str, Any]]) -> str
     worse = "less" if higher else "greater"  # auto worse: lower hypervolume, higher regret
     p_worse = float(mannwhitneyu(mine, theirs, alternative=worse).pvalue)
     q = statistics.quantiles(theirs, n=4, method="inclusive") if len(theirs) > 1 else theirs * 3
-    worse_quartile = q[0] if higher else q[2]
-    median = statistics.median(mine)
+    worse_quartile = shown(problem, q[0] if higher else q[2])
+    median = shown(problem, statistics.median(mine))
     inside = median >= worse_quartile if higher else median <= worse_quartile
     return (
         f"auto vs best peer ({problem.name}): {best}, median {problem.figure} "
