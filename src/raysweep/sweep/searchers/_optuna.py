@@ -5,8 +5,10 @@ mirrors the experiment: every suggestion is an Optuna trial asked for, every
 dispatched trial stays RUNNING there until its outcome is told, so samplers that
 look at running trials (TPE's constant liar, the GP sampler's q-batch
 acquisition) propose k different points for k workers. Failed trials are told
-as FAIL, never as a value; a suggestion the runner rejects for a constraint is
-told as FAIL too, so no Optuna trial is left dangling.
+as FAIL, never as a value. A proposal outside the constraints is closed at once:
+as a complete, infeasible trial for samplers that model feasibility (so they
+learn where the region ends), as FAIL for the others; a suggestion the runner
+rejects later is told as FAIL. No Optuna trial is left dangling.
 
 Early stopping: with one objective, each intermediate report's primary metric
 is reported to the live Optuna trial (``Trial.report(value, step)``), and a
