@@ -17,8 +17,8 @@ pytest.importorskip("optuna")
 
 from raysweep.objectives import Direction, Metric, Objectives
 from raysweep.sweep.searchers import SearchContext, Searcher, make_searcher
-from raysweep.sweep.searchers.auto import AutoSearcher
 from raysweep.sweep.searchers._optuna import OptunaSearcher
+from raysweep.sweep.searchers.auto import AutoSearcher
 from raysweep.sweep.space import SearchSpace, uniform
 from raysweep.sweep.space.constraints import ConstraintSet
 from raysweep.trial import Trial, TrialState
