@@ -14,7 +14,7 @@ from typing import Any
 
 from raysweep._extras import require
 from raysweep.errors import SpecError
-from raysweep.sweep.searchers._optuna import OptunaSearcher, count_option, import_optuna
+from raysweep.sweep.searchers._optuna import OptunaSearcher, count_option
 from raysweep.sweep.searchers._torch import check_threads
 
 __all__ = [
@@ -25,7 +25,6 @@ __all__ = [
     "OptunaSearcher",
     "QMCSearcher",
     "TPESearcher",
-    "import_optuna",
 ]
 
 

@@ -145,8 +145,7 @@ def _mapping_text(kind: str, node: ast.expr) -> str | None:
     given |= {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg in keys}
     if len(node.args) + len(node.keywords) != len(keys) or len(given) != len(keys):
         return None
-    args = [given[k] for k in keys]
-    items = [f"type: {kind}"] + [f"{k}: {a!r}" for k, a in zip(keys, args, strict=True)]
+    items = [f"type: {kind}"] + [f"{k}: {given[k]!r}" for k in keys]
     if when is not None:
         items.append(f"when: {when!r}")
     return "{" + ", ".join(items) + "}"
