@@ -532,12 +532,17 @@ def table(problem: Problem, contestants: Sequence[str], runs: Sequence[Mapping[s
     return "\n".join(lines + (["", *dict.fromkeys(notes)] if notes else []))
 
 
-def median_of(runs: Sequence[Mapping[str, Any]], problem: str, who: str, key: str) -> float | None:
-    values = [
-        r[key]
+def finished(runs: Sequence[Mapping[str, Any]], problem: str, who: str) -> list[Mapping[str, Any]]:
+    """``who``'s runs of ``problem`` that finished with a figure."""
+    return [
+        r
         for r in runs
         if r["problem"] == problem and r["contestant"] == who and r["status"] == "ok"
     ]
+
+
+def median_of(runs: Sequence[Mapping[str, Any]], problem: str, who: str, key: str) -> float | None:
+    values = [r[key] for r in finished(runs, problem, who)]
     return statistics.median(values) if values else None
 
 
@@ -573,8 +578,7 @@ def versus_best_peer(problem: Problem, runs: Sequence[Mapping[str, Any]]) -> str
         # figures 1e-5 apart, by the folds they fall in), so that equal ones tie.
         return [
             worst if math.isnan(r["figure"]) else shown(problem, r["figure"])
-            for r in runs
-            if r["problem"] == problem.name and r["contestant"] == who and r["status"] == "ok"
+            for r in finished(runs, problem.name, who)
         ]
 
     mine = figures("raysweep:auto")
