@@ -114,9 +114,9 @@ def _fixed_text(name: str, value: str) -> Domain:
     in quotes (YAML has no calls), which would otherwise be passed to every trial as
     text and fail there. ``{type: fixed, value: "..."}`` keeps such a string."""
     match = _CALL_TEXT.match(value)
-    if match is None or match.group(1).lower() not in _YAML_TYPES:
+    kind = match.group(1).lower() if match else ""
+    if kind not in _YAML_TYPES:
         return Fixed(value)
-    kind = match.group(1).lower()
     write = f"{{type: {kind}, ...}}"
     with contextlib.suppress(SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
         write = _mapping_text(kind, ast.parse(value.strip(), mode="eval").body) or write
