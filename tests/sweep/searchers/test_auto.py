@@ -14,7 +14,7 @@ from raysweep.store import open_experiment
 from raysweep.sweep.execution.local import InProcessBackend
 from raysweep.sweep.searchers import SearchContext, Searcher
 from raysweep.sweep.searchers.auto import AutoSearcher, choose
-from raysweep.sweep.space import SearchSpace, choice, randint, uniform
+from raysweep.sweep.space import SearchSpace, choice, lograndint, loguniform, randint, uniform
 from raysweep.sweep.space.constraints import ConstraintSet
 from tests.sweep.searchers.conformance import SearcherConformance
 
@@ -22,6 +22,12 @@ pytest.importorskip("optuna")
 
 NUMERIC = SearchSpace({"x": uniform(0, 1), "n": randint(1, 8)})
 MIXED = SearchSpace({"x": uniform(0, 1), "act": choice(["relu", "tanh"])})
+#: A model-tuning space: log-scaled integers (model sizes) beside log-scaled floats.
+TUNING = SearchSpace(
+    {"lr": loguniform(1e-3, 1), "leaves": lograndint(2, 64), "depth": randint(1, 8)}
+)
+#: Log-scaled floats alone, as a simulator fit has them: no sign of model tuning.
+LOG_FLOATS = SearchSpace({"rate": loguniform(1e-6, 1e-2), "x": uniform(0, 1)})
 TWO = Objectives((Metric("loss"), Metric("acc", Direction.MAX)))
 
 
@@ -52,6 +58,11 @@ class TestAutoConformance(SearcherConformance):
         (ctx(NUMERIC, 60, TWO), None, "gp", "EHVI"),
         (ctx(NUMERIC, 500, TWO), None, "tpe", "multi-objective TPE"),
         (ctx(NUMERIC, 5000, TWO), None, "nsga2", "NSGA-II"),
+        (ctx(TUNING, 60), 4, "tpe", "log-scaled integers (leaves) mark model tuning"),
+        (ctx(TUNING, 60, TWO), None, "tpe", "log-scaled integers (leaves)"),
+        (ctx(TUNING, 5000, TWO), None, "nsga2", "NSGA-II"),
+        (ctx(TUNING, 10), None, "sobol", "too few for a model"),
+        (ctx(LOG_FLOATS, 60), 4, "gp", "Gaussian-process"),
     ],
 )
 def test_the_rule(
