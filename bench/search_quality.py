@@ -155,6 +155,25 @@ def hgb_cancer(config: Config) -> dict[str, float]:
     return {"loss": 1.0 - float(cross_val_score(model, x, y, cv=folds).mean())}
 
 
+def rf_digits(config: Config) -> dict[str, float]:
+    """3-fold CV error of a random forest on digits (about 0.1-2 s)."""
+    from sklearn.datasets import load_digits
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    x, y = load_digits(return_X_y=True)
+    model = RandomForestClassifier(
+        n_estimators=int(config["n_estimators"]),
+        max_depth=int(config["max_depth"]),
+        min_samples_leaf=int(config["min_samples_leaf"]),
+        max_features=config["max_features"],
+        random_state=0,
+        n_jobs=1,
+    )
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    return {"loss": 1.0 - float(cross_val_score(model, x, y, cv=folds).mean())}
+
+
 _BRANIN_SPACE = (Param("x1", "float", -5, 10), Param("x2", "float", 0, 15))
 PROBLEMS: dict[str, Problem] = {
     p.name: p
@@ -201,6 +220,17 @@ PROBLEMS: dict[str, Problem] = {
                 Param("l2_regularization", "float", 1e-4, 10.0, log=True),
             ),
             hgb_cancer,
+            figure="error",
+        ),
+        Problem(
+            "rf_digits",
+            (
+                Param("n_estimators", "int", 4, 64, log=True),
+                Param("max_depth", "int", 2, 32, log=True),
+                Param("min_samples_leaf", "int", 1, 32, log=True),
+                Param("max_features", "float", 0.05, 1.0),
+            ),
+            rf_digits,
             figure="error",
         ),
     )
