@@ -23,8 +23,8 @@ the same searcher even if the rule or the installed libraries changed, and
    on ``rf_digits`` the GP beat TPE (p = 0.004, 10 seeds). TPE is what the
    tools users come from run (Optuna, Ray Tune's ``OptunaSearch``); it was
    level with Optuna alone on both tasks and could not be told from Tune +
-   Optuna on ``hgb_cancer`` (p = 0.09), at a half to a fifth of the GP's wall
-   time, while the GP fell behind both there. So ``auto`` takes TPE, and
+   Optuna on either (p = 0.09 and 0.57), at a half to a fifth of the GP's
+   wall time, while the GP fell behind both on ``hgb_cancer``. So ``auto`` takes TPE, and
    ``searcher="gp"`` is worth a try where the error falls smoothly with model
    size (``rf_digits``). Plain integers do not trigger the rule: on a smooth
    objective they cost the GP nothing (``hartmann6_int``: 2e-4 regret against
