@@ -24,9 +24,9 @@ the same searcher even if the rule or the installed libraries changed, and
    tools users come from run (Optuna, Ray Tune's ``OptunaSearch``); it was
    level with Optuna alone on both tasks and could not be told from Tune +
    Optuna on either (p = 0.09 and 0.57), at a half to a fifth of the GP's
-   wall time, while the GP fell behind both on ``hgb_cancer``. So ``auto`` takes TPE, and
-   ``searcher="gp"`` is worth a try where the error falls smoothly with model
-   size (``rf_digits``). Plain integers do not trigger the rule: on a smooth
+   wall time, while the GP fell behind both on ``hgb_cancer``. So ``auto``
+   takes TPE, and ``searcher="gp"`` is worth a try where the error falls
+   smoothly with model size (``rf_digits``). Plain integers do not trigger the rule: on a smooth
    objective they cost the GP nothing (``hartmann6_int``: 2e-4 regret against
    TPE's 0.38); nor do log-scaled floats, which smooth simulator fits have too.
 6. Several objectives: ``nsga2`` from 1000 trials; ``gp`` (Optuna's GP with
