@@ -26,9 +26,10 @@ the same searcher even if the rule or the installed libraries changed, and
    Optuna on either (p = 0.09 and 0.57), at a half to a fifth of the GP's
    wall time, while the GP fell behind both on ``hgb_cancer``. So ``auto``
    takes TPE, and ``searcher="gp"`` is worth a try where the error falls
-   smoothly with model size (``rf_digits``). Plain integers do not trigger the rule: on a smooth
-   objective they cost the GP nothing (``hartmann6_int``: 2e-4 regret against
-   TPE's 0.38); nor do log-scaled floats, which smooth simulator fits have too.
+   smoothly with model size (``rf_digits``). Plain integers do not trigger
+   the rule: on a smooth objective they cost the GP nothing
+   (``hartmann6_int``: 2e-4 regret against TPE's 0.38); nor do log-scaled
+   floats, which smooth simulator fits have too.
 6. Several objectives: ``nsga2`` from 1000 trials; ``gp`` (Optuna's GP with
    expected hypervolume improvement) up to 100 trials on a numeric space of at
    most 8 dimensions; ``tpe`` otherwise.
